@@ -1,0 +1,249 @@
+//! The configuration file and its defaults.
+//!
+//! One TOML file maps onto [`Config`]; every key has a default here, in
+//! code, so an empty file is a working configuration. Unknown keys are
+//! errors: a misspelt key silently ignored is worse than a refusal. Errors
+//! read `file: key: reason`, in the manner of `nginx -t`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How damaged an original may be before it is refused, from libvips'
+/// `fail_on` levels: `warning` refuses anything the decoder complained
+/// about (truncated files, corrupt scans), `error` and `truncated` let more
+/// through and serve what could be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailOn {
+    Warning,
+    Error,
+    Truncated,
+}
+
+impl FailOn {
+    pub fn as_vips(self) -> &'static str {
+        match self {
+            FailOn::Warning => "warning",
+            FailOn::Error => "error",
+            FailOn::Truncated => "truncated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Unix socket the master listens on and Nginx connects to.
+    /// Ignored when systemd passes a socket (`LISTEN_FDS`).
+    /// Default: `/run/imgworker/imgworker.sock`.
+    pub socket: PathBuf,
+    /// Permissions of a socket the master creates, as an octal string.
+    /// Default: `"0660"` (the owner and its group, which should be
+    /// Nginx's).
+    pub socket_mode: String,
+    /// Directory of originals. URLs name files beneath it; nothing outside
+    /// it is ever opened. Default: `/srv/images`.
+    pub source_root: PathBuf,
+    /// Directory of derivatives, the same directory the Nginx snippet
+    /// serves hits from. Default: `/var/cache/imgworker`.
+    pub cache_root: PathBuf,
+    /// Worker processes. Default: 0, meaning one per CPU.
+    pub workers: usize,
+    /// Seconds a stopping pool waits for requests in flight before it
+    /// kills the workers. Default: 30.
+    pub shutdown_timeout_s: u64,
+    /// libvips threads per worker. Default: 1: on a busy server one
+    /// process per core, each single-threaded, does more work than fewer
+    /// processes sharing threads.
+    pub vips_concurrency: i32,
+    /// Largest original, in bytes. Default: 52428800 (50 MiB).
+    pub max_source_bytes: u64,
+    /// Largest original, in pixels, checked from the header before any
+    /// decoding. Default: 100000000 (100 MP).
+    pub max_source_pixels: u64,
+    /// Largest width or height a URL may ask for, in pixels.
+    /// Default: 4096.
+    pub max_output_side: u32,
+    /// How damaged an original may be. Default: `"warning"`.
+    pub fail_on: FailOn,
+    /// Quality of JPEG output when the URL has no `q_`, 1–100. Default: 80.
+    pub jpeg_quality: u8,
+    /// Quality of WebP output when the URL has no `q_`, 1–100. Default: 80.
+    pub webp_quality: u8,
+    /// Quality of AVIF output when the URL has no `q_`, 1–100. Default: 55.
+    pub avif_quality: u8,
+    /// Flush each derivative to disk before it becomes visible, so a power
+    /// cut cannot leave an empty file where Nginx looks. Default: true.
+    pub cache_fsync: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            socket: PathBuf::from("/run/imgworker/imgworker.sock"),
+            socket_mode: "0660".to_string(),
+            source_root: PathBuf::from("/srv/images"),
+            cache_root: PathBuf::from("/var/cache/imgworker"),
+            workers: 0,
+            shutdown_timeout_s: 30,
+            vips_concurrency: 1,
+            max_source_bytes: 50 * 1024 * 1024,
+            max_source_pixels: 100_000_000,
+            max_output_side: 4096,
+            fail_on: FailOn::Warning,
+            jpeg_quality: 80,
+            webp_quality: 80,
+            avif_quality: 55,
+            cache_fsync: true,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with where and why.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            ConfigError(format!("{}: cannot read: {err}", path.display()))
+        })?;
+        let config = Config::parse(&text).map_err(|err| {
+            ConfigError(format!("{}: {err}", path.display()))
+        })?;
+        Ok(config)
+    }
+
+    /// Parses and checks configuration text; errors read `key: reason`.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|err| {
+            // toml's message spans several lines with a source excerpt;
+            // the first line and the key are what a sysadmin needs.
+            let line = err.message().lines().next().unwrap_or("").to_string();
+            match err.span() {
+                Some(span) => {
+                    let at = text[..span.start.min(text.len())]
+                        .matches('\n')
+                        .count()
+                        + 1;
+                    format!("line {at}: {line}")
+                }
+                None => line,
+            }
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn check(&self) -> Result<(), String> {
+        self.socket_mode_bits()?;
+        let quality = [
+            ("jpeg_quality", self.jpeg_quality),
+            ("webp_quality", self.webp_quality),
+            ("avif_quality", self.avif_quality),
+        ];
+        for (key, value) in quality {
+            if !(1..=100).contains(&value) {
+                return Err(format!(
+                    "{key}: {value} is not between 1 and 100"
+                ));
+            }
+        }
+        if self.max_output_side == 0 {
+            return Err("max_output_side: must be at least 1".to_string());
+        }
+        if !(1..=64).contains(&self.vips_concurrency) {
+            return Err("vips_concurrency: must be between 1 and 64".into());
+        }
+        for (key, path) in [
+            ("source_root", &self.source_root),
+            ("cache_root", &self.cache_root),
+        ] {
+            if !path.is_absolute() {
+                return Err(format!(
+                    "{key}: {} is not an absolute path",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The socket permissions as bits.
+    pub fn socket_mode_bits(&self) -> Result<u32, String> {
+        u32::from_str_radix(&self.socket_mode, 8)
+            .ok()
+            .filter(|bits| *bits <= 0o777)
+            .ok_or_else(|| {
+                format!(
+                    "socket_mode: {:?} is not an octal mode such as \"0660\"",
+                    self.socket_mode
+                )
+            })
+    }
+
+    /// Worker processes to run: the setting, or one per CPU.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.socket_mode_bits().unwrap(), 0o660);
+        assert_eq!(config.max_output_side, 4096);
+        assert_eq!(config.fail_on, FailOn::Warning);
+    }
+
+    #[test]
+    fn keys_override_defaults() {
+        let config =
+            Config::parse("workers = 3\nsource_root = \"/data\"\n").unwrap();
+        assert_eq!(config.worker_count(), 3);
+        assert_eq!(config.source_root, PathBuf::from("/data"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_that_names_it() {
+        let err = Config::parse("wrokers = 3\n").unwrap_err();
+        assert!(err.contains("wrokers"), "{err}");
+        assert!(err.starts_with("line 1:"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = Config::parse("jpeg_quality = 0\n").unwrap_err();
+        assert_eq!(err, "jpeg_quality: 0 is not between 1 and 100");
+        let err = Config::parse("socket_mode = \"rw\"\n").unwrap_err();
+        assert!(err.starts_with("socket_mode:"), "{err}");
+        let err = Config::parse("cache_root = \"cache\"\n").unwrap_err();
+        assert!(err.starts_with("cache_root:"), "{err}");
+    }
+
+    #[test]
+    fn a_load_error_names_the_file() {
+        let err = Config::load(Path::new("/nonexistent/imgworker.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/nonexistent/imgworker.toml: "), "{err}");
+    }
+}

@@ -1,0 +1,269 @@
+//! From an original's bytes and a URL's options to a derivative's bytes.
+//!
+//! The options segment of a URL is a comma-separated list of `key_value`
+//! items; each option module owns its keys and its parser. The pipeline,
+//! in order:
+//! 1. identify the format from the bytes and check it is one we take;
+//! 2. read the header only, and refuse originals over the pixel limit
+//!    before anything is decoded;
+//! 3. plan the resize in upright coordinates ([`resize`]);
+//! 4. load, shrinking JPEGs in the decoder (shrink-on-load) so a 24 MP
+//!    photo is never decoded whole for a small derivative;
+//! 5. resize with libvips' thumbnail: EXIF orientation, ICC to sRGB;
+//! 6. 8-bit sRGB (or greyscale), flattened on white for JPEG;
+//! 7. pad to the box for `fit_contain`;
+//! 8. decode everything into memory, so a damaged original fails here,
+//!    as bad input, and not inside the encoder;
+//! 9. encode in the chosen format ([`output`]), metadata stripped.
+
+pub mod output;
+pub mod resize;
+
+use crate::vips::{self, Image};
+use output::{Format, Output, Qualities, SourceFormat};
+use resize::Resize;
+
+/// One option that could not be taken, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionError {
+    key: String,
+    reason: String,
+}
+
+impl OptionError {
+    pub fn new(key: &str, reason: impl Into<String>) -> OptionError {
+        OptionError { key: key.to_string(), reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for OptionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+/// Everything a URL asks of one derivative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    pub resize: Resize,
+    pub output: Output,
+}
+
+impl Options {
+    /// Parses an options segment such as `w_300,h_200,fit_cover,f_webp`.
+    pub fn parse(
+        segment: &str,
+        max_side: u32,
+    ) -> Result<Options, OptionError> {
+        let mut options = Options::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for item in segment.split(',') {
+            let Some((key, value)) = item.split_once('_') else {
+                return Err(OptionError::new(
+                    item,
+                    "not an option: options are key_value, such as w_300",
+                ));
+            };
+            if seen.contains(&key) {
+                return Err(OptionError::new(key, "given more than once"));
+            }
+            seen.push(key);
+            let taken = options
+                .resize
+                .parse_item(key, value, max_side)
+                .or_else(|| options.output.parse_item(key, value));
+            match taken {
+                Some(result) => result?,
+                None => return Err(OptionError::new(key, "unknown option")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Why an original could not be turned into a derivative.
+#[derive(Debug)]
+pub enum RenderError {
+    /// No loader recognises the bytes.
+    UnknownFormat,
+    /// A format libvips reads but imgworker does not take.
+    Unsupported(String),
+    /// More pixels than `max_source_pixels`.
+    TooManyPixels { width: i32, height: i32, limit: u64 },
+    /// The decoder failed: the original is damaged.
+    Undecodable(vips::VipsError),
+    /// Our failure: the encoder or an operation we should not misuse.
+    Internal(vips::VipsError),
+}
+
+/// The settings of the pipeline that come from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub max_source_pixels: u64,
+    pub fail_on: &'static str,
+    pub qualities: Qualities,
+}
+
+/// A finished derivative.
+#[derive(Debug)]
+pub struct Derivative {
+    pub bytes: Vec<u8>,
+    pub format: Format,
+    pub source_width: i32,
+    pub source_height: i32,
+    pub width: i32,
+    pub height: i32,
+}
+
+/// Makes the derivative of `bytes` that `options` ask for.
+pub fn render(
+    bytes: &[u8],
+    options: &Options,
+    accept: &str,
+    settings: &Settings,
+) -> Result<Derivative, RenderError> {
+    // 1. The format, from the bytes.
+    let loader = vips::find_loader(bytes).ok_or(RenderError::UnknownFormat)?;
+    let source = SourceFormat::identify(&loader, bytes)
+        .ok_or_else(|| RenderError::Unsupported(loader_name(&loader)))?;
+
+    // 2. The header, and the pixel limit before any decoding.
+    let header = Image::load(bytes, "").map_err(RenderError::Undecodable)?;
+    let (width, height) = (header.width(), header.height());
+    let pixels = width as u64 * height as u64;
+    if pixels > settings.max_source_pixels {
+        return Err(RenderError::TooManyPixels {
+            width,
+            height,
+            limit: settings.max_source_pixels,
+        });
+    }
+
+    // 3. The plan, in upright coordinates.
+    let swapped = header.orientation() >= 5;
+    let (upright_w, upright_h) =
+        if swapped { (height, width) } else { (width, height) };
+    let plan = options.resize.plan(upright_w as u32, upright_h as u32);
+    let format = options.output.resolve(source, header.has_alpha(), accept);
+    drop(header);
+
+    // 4. Load, shrinking in the decoder where the format allows.
+    let mut load_options = format!("fail_on={}", settings.fail_on);
+    if source == SourceFormat::Jpeg {
+        let shrink = jpeg_shrink(plan.shrink);
+        if shrink > 1 {
+            load_options.push_str(&format!(",shrink={shrink}"));
+        }
+    }
+    let image =
+        Image::load(bytes, &load_options).map_err(RenderError::Undecodable)?;
+
+    // 5. Resize, upright, in sRGB.
+    let image =
+        image.thumbnail(plan.thumbnail).map_err(RenderError::Undecodable)?;
+
+    // 6. 8-bit sRGB or greyscale; no alpha where the format has none.
+    let mut image = image.to_srgb().map_err(RenderError::Internal)?;
+    if !format.has_alpha() {
+        image = image.flatten(WHITE).map_err(RenderError::Internal)?;
+    }
+
+    // 7. Pad to the box.
+    if let Some((w, h)) = plan.canvas {
+        let background = padding(image.bands(), image.has_alpha());
+        image = image
+            .embed_centre(w, h, &background)
+            .map_err(RenderError::Internal)?;
+    }
+
+    // 8. Decode now: errors here are the original's.
+    let image = image.materialise().map_err(RenderError::Undecodable)?;
+
+    // 9. Encode.
+    let encoder = options.output.encoder(format, &settings.qualities);
+    let bytes = image.encode(&encoder).map_err(RenderError::Internal)?;
+    Ok(Derivative {
+        bytes,
+        format,
+        source_width: upright_w,
+        source_height: upright_h,
+        width: image.width(),
+        height: image.height(),
+    })
+}
+
+const WHITE: [f64; 3] = [255.0, 255.0, 255.0];
+
+/// The padding for `fit_contain`: white, or transparent when the image
+/// keeps an alpha channel.
+fn padding(bands: i32, has_alpha: bool) -> Vec<f64> {
+    let mut colour = vec![255.0; bands.max(1) as usize];
+    if has_alpha {
+        *colour.last_mut().expect("at least one band") = 0.0;
+    }
+    colour
+}
+
+/// The JPEG decoder's own shrink (1, 2, 4 or 8) for an overall shrink,
+/// leaving at least a factor of two to the resampler, as libvips'
+/// thumbnail does, so edges stay as sharp as a full decode would give.
+fn jpeg_shrink(shrink: f64) -> u32 {
+    match shrink {
+        s if s >= 16.0 => 8,
+        s if s >= 8.0 => 4,
+        s if s >= 4.0 => 2,
+        _ => 1,
+    }
+}
+
+/// `VipsForeignLoadSvgBuffer` → `svg`, for error messages.
+fn loader_name(loader: &str) -> String {
+    loader
+        .trim_start_matches("VipsForeignLoad")
+        .trim_end_matches("Buffer")
+        .trim_end_matches("Source")
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::output::FormatChoice;
+    use super::resize::Fit;
+    use super::*;
+
+    #[test]
+    fn a_full_segment_parses() {
+        let options =
+            Options::parse("w_300,h_200,fit_cover,q_70,f_webp", 4096).unwrap();
+        assert_eq!(options.resize.width, Some(300));
+        assert_eq!(options.resize.height, Some(200));
+        assert_eq!(options.resize.fit, Fit::Cover);
+        assert_eq!(options.output.quality, Some(70));
+        assert_eq!(options.output.format, FormatChoice::Fixed(Format::Webp));
+    }
+
+    #[test]
+    fn unknown_keys_and_repeats_are_refused() {
+        let err = Options::parse("w_300,x_1", 4096).unwrap_err();
+        assert_eq!(err.to_string(), "x: unknown option");
+        let err = Options::parse("w_300,w_400", 4096).unwrap_err();
+        assert_eq!(err.to_string(), "w: given more than once");
+        let err = Options::parse("w300", 4096).unwrap_err();
+        assert!(err.to_string().starts_with("w300: not an option"));
+        assert!(Options::parse("", 4096).is_err());
+        assert!(Options::parse("w_300,", 4096).is_err());
+    }
+
+    #[test]
+    fn jpeg_shrink_leaves_work_for_the_resampler() {
+        assert_eq!(jpeg_shrink(1.0), 1);
+        assert_eq!(jpeg_shrink(3.9), 1);
+        assert_eq!(jpeg_shrink(9.08), 4);
+        assert_eq!(jpeg_shrink(20.0), 8);
+    }
+
+    #[test]
+    fn loader_names_are_short() {
+        assert_eq!(loader_name("VipsForeignLoadSvgBuffer"), "svg");
+    }
+}

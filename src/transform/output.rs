@@ -1,0 +1,334 @@
+//! `f_` and `q_`: which format a derivative is written in, and how well.
+//!
+//! The format decides the file name in the cache tree (its extension is
+//! what Nginx takes the `Content-Type` from), so the choice made here must
+//! match the `map`s in `nginx/imgworker-http.conf` rule for rule:
+//! - `f_jpeg`, `f_png`, `f_webp`, `f_avif`, `f_gif`: that format;
+//! - `f_auto`: AVIF if `Accept` names `image/avif`, else WebP if it names
+//!   `image/webp`, else a format every browser shows (below);
+//! - no `f_`: the original's own format, told from its bytes, not its
+//!   name; HEIC and TIFF, which browsers do not show, become JPEG (PNG
+//!   when they have transparency).
+//!
+//! For `f_auto` without AVIF or WebP, JPEG, PNG and GIF originals keep
+//! their format and the rest become JPEG, or PNG when transparent.
+
+use super::OptionError;
+use crate::vips::Encoder;
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jpeg,
+    Png,
+    Webp,
+    Avif,
+    Gif,
+}
+
+impl Format {
+    fn parse(value: &str) -> Option<Format> {
+        Some(match value {
+            "jpeg" => Format::Jpeg,
+            "png" => Format::Png,
+            "webp" => Format::Webp,
+            "avif" => Format::Avif,
+            "gif" => Format::Gif,
+            _ => return None,
+        })
+    }
+
+    /// The extension of the derivative's file in the cache tree; the
+    /// Nginx snippet maps it back to the `Content-Type`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpg",
+            Format::Png => "png",
+            Format::Webp => "webp",
+            Format::Avif => "avif",
+            Format::Gif => "gif",
+        }
+    }
+
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::Webp => "image/webp",
+            Format::Avif => "image/avif",
+            Format::Gif => "image/gif",
+        }
+    }
+
+    /// Whether the format can carry transparency.
+    pub fn has_alpha(self) -> bool {
+        !matches!(self, Format::Jpeg)
+    }
+}
+
+/// The format of an original, told from its bytes by libvips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Avif,
+    Heic,
+    Tiff,
+}
+
+impl SourceFormat {
+    /// Names the format from libvips' loader and the first bytes; `None`
+    /// for formats imgworker does not take (SVG, PDF, BMP, …).
+    pub fn identify(loader: &str, bytes: &[u8]) -> Option<SourceFormat> {
+        let loader = loader.to_ascii_lowercase();
+        Some(if loader.contains("jpeg") {
+            SourceFormat::Jpeg
+        } else if loader.contains("png") {
+            SourceFormat::Png
+        } else if loader.contains("webp") {
+            SourceFormat::Webp
+        } else if loader.contains("gif") {
+            SourceFormat::Gif
+        } else if loader.contains("heif") {
+            // ISO BMFF: the major brand sits at bytes 8..12.
+            match bytes.get(8..12) {
+                Some(b"avif") | Some(b"avis") => SourceFormat::Avif,
+                _ => SourceFormat::Heic,
+            }
+        } else if loader.contains("tiff") {
+            SourceFormat::Tiff
+        } else {
+            return None;
+        })
+    }
+
+    /// The output for "keep the original's format".
+    fn as_output(self, has_alpha: bool) -> Format {
+        match self {
+            SourceFormat::Jpeg => Format::Jpeg,
+            SourceFormat::Png => Format::Png,
+            SourceFormat::Webp => Format::Webp,
+            SourceFormat::Gif => Format::Gif,
+            SourceFormat::Avif => Format::Avif,
+            SourceFormat::Heic | SourceFormat::Tiff => universal(has_alpha),
+        }
+    }
+
+    /// The output for `f_auto` when the browser takes neither AVIF nor
+    /// WebP.
+    fn as_universal(self, has_alpha: bool) -> Format {
+        match self {
+            SourceFormat::Jpeg => Format::Jpeg,
+            SourceFormat::Png => Format::Png,
+            SourceFormat::Gif => Format::Gif,
+            _ => universal(has_alpha),
+        }
+    }
+}
+
+fn universal(has_alpha: bool) -> Format {
+    if has_alpha { Format::Png } else { Format::Jpeg }
+}
+
+/// What the URL says about the format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FormatChoice {
+    /// No `f_`: the original's format.
+    #[default]
+    Source,
+    /// `f_auto`: negotiated from the `Accept` header.
+    Auto,
+    Fixed(Format),
+}
+
+/// The output options of one URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Output {
+    pub format: FormatChoice,
+    pub quality: Option<u8>,
+}
+
+/// Per-format default qualities, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Qualities {
+    pub jpeg: u8,
+    pub webp: u8,
+    pub avif: u8,
+}
+
+impl Output {
+    /// Takes `key_value` if it is an output option.
+    pub fn parse_item(
+        &mut self,
+        key: &str,
+        value: &str,
+    ) -> Option<Result<(), OptionError>> {
+        let result = match key {
+            "f" if value == "auto" => {
+                self.format = FormatChoice::Auto;
+                Ok(())
+            }
+            "f" => match Format::parse(value) {
+                Some(format) => {
+                    self.format = FormatChoice::Fixed(format);
+                    Ok(())
+                }
+                None => Err(OptionError::new(
+                    key,
+                    format!(
+                        "{value:?} is not one of jpeg, png, webp, avif, gif, \
+                         auto"
+                    ),
+                )),
+            },
+            "q" => match value.parse::<u8>() {
+                Ok(q)
+                    if (1..=100).contains(&q)
+                        && value.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    self.quality = Some(q);
+                    Ok(())
+                }
+                _ => Err(OptionError::new(
+                    key,
+                    format!("{value:?} is not a quality from 1 to 100"),
+                )),
+            },
+            _ => return None,
+        };
+        Some(result)
+    }
+
+    /// Whether the answer depends on the `Accept` header.
+    pub fn varies_with_accept(&self) -> bool {
+        self.format == FormatChoice::Auto
+    }
+
+    /// Picks the output format for an original and a request's `Accept`.
+    pub fn resolve(
+        &self,
+        source: SourceFormat,
+        has_alpha: bool,
+        accept: &str,
+    ) -> Format {
+        match self.format {
+            FormatChoice::Fixed(format) => format,
+            FormatChoice::Source => source.as_output(has_alpha),
+            FormatChoice::Auto => {
+                if accept.contains("image/avif") {
+                    Format::Avif
+                } else if accept.contains("image/webp") {
+                    Format::Webp
+                } else {
+                    source.as_universal(has_alpha)
+                }
+            }
+        }
+    }
+
+    /// The encoder and its settings for `format`.
+    pub fn encoder(&self, format: Format, defaults: &Qualities) -> Encoder {
+        match format {
+            Format::Jpeg => Encoder::Jpeg {
+                quality: self.quality.unwrap_or(defaults.jpeg),
+            },
+            // PNG is lossless: `q_` does not apply. Level 6 is zlib's
+            // balance of size and time.
+            Format::Png => Encoder::Png { compression: 6 },
+            Format::Webp => Encoder::Webp {
+                quality: self.quality.unwrap_or(defaults.webp),
+                effort: 4,
+            },
+            Format::Avif => Encoder::Avif {
+                quality: self.quality.unwrap_or(defaults.avif),
+                effort: 2,
+            },
+            Format::Gif => Encoder::Gif,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODERN: &str = "image/avif,image/webp,image/apng,*/*;q=0.8";
+
+    #[test]
+    fn a_fixed_format_ignores_accept() {
+        let out = Output {
+            format: FormatChoice::Fixed(Format::Webp),
+            quality: None,
+        };
+        assert_eq!(
+            out.resolve(SourceFormat::Jpeg, false, "*/*"),
+            Format::Webp
+        );
+    }
+
+    #[test]
+    fn auto_prefers_avif_then_webp_then_the_original() {
+        let out = Output { format: FormatChoice::Auto, quality: None };
+        assert_eq!(
+            out.resolve(SourceFormat::Jpeg, false, MODERN),
+            Format::Avif
+        );
+        let webp_only = "image/webp,*/*";
+        assert_eq!(
+            out.resolve(SourceFormat::Jpeg, false, webp_only),
+            Format::Webp
+        );
+        assert_eq!(out.resolve(SourceFormat::Png, true, "*/*"), Format::Png);
+        assert_eq!(
+            out.resolve(SourceFormat::Webp, false, "*/*"),
+            Format::Jpeg
+        );
+        assert_eq!(out.resolve(SourceFormat::Webp, true, "*/*"), Format::Png);
+    }
+
+    #[test]
+    fn keeping_the_format_turns_heic_into_jpeg() {
+        let out = Output::default();
+        assert_eq!(
+            out.resolve(SourceFormat::Heic, false, MODERN),
+            Format::Jpeg
+        );
+        assert_eq!(out.resolve(SourceFormat::Png, true, MODERN), Format::Png);
+    }
+
+    #[test]
+    fn the_format_is_told_from_the_bytes() {
+        let avif = b"\0\0\0\x1cftypavif";
+        assert_eq!(
+            SourceFormat::identify("VipsForeignLoadHeifBuffer", avif),
+            Some(SourceFormat::Avif)
+        );
+        let heic = b"\0\0\0\x18ftypheic";
+        assert_eq!(
+            SourceFormat::identify("VipsForeignLoadHeifBuffer", heic),
+            Some(SourceFormat::Heic)
+        );
+        assert_eq!(
+            SourceFormat::identify("VipsForeignLoadSvgBuffer", b""),
+            None
+        );
+    }
+
+    #[test]
+    fn quality_is_1_to_100() {
+        let mut out = Output::default();
+        assert!(out.parse_item("q", "100").unwrap().is_ok());
+        for bad in ["0", "101", "-1", "+5", "", "8.5"] {
+            assert!(out.parse_item("q", bad).unwrap().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_formats_are_refused() {
+        let mut out = Output::default();
+        let err = out.parse_item("f", "jpg").unwrap().unwrap_err();
+        assert!(err.to_string().starts_with("f: \"jpg\""), "{err}");
+    }
+}

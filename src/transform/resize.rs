@@ -1,0 +1,265 @@
+//! `w_`, `h_` and `fit_`: the box a derivative must fit, and how.
+//!
+//! The box is given in the picture's upright orientation, as people see
+//! it: a photo stored landscape with EXIF orientation 6 is a portrait, and
+//! `w_300` makes it 300 pixels wide as shown. Nothing is ever enlarged: a
+//! box larger than the original leaves it at its own size.
+
+use super::OptionError;
+use crate::vips::{Size, Thumbnail};
+
+/// How the picture meets a box that has both a width and a height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fit {
+    /// Scaled to fill the box, the overflow cropped from the centre.
+    Cover,
+    /// Scaled to fit inside the box, then padded to the box.
+    Contain,
+    /// Stretched to the box, aspect ratio ignored.
+    Fill,
+    /// Scaled to fit inside the box; the box is a maximum.
+    #[default]
+    Inside,
+    /// Scaled to cover the box, nothing cropped; the box is a minimum.
+    Outside,
+}
+
+impl Fit {
+    fn parse(value: &str) -> Option<Fit> {
+        Some(match value {
+            "cover" => Fit::Cover,
+            "contain" => Fit::Contain,
+            "fill" => Fit::Fill,
+            "inside" => Fit::Inside,
+            "outside" => Fit::Outside,
+            _ => return None,
+        })
+    }
+}
+
+/// The resize options of one URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resize {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fit: Fit,
+}
+
+/// libvips' largest coordinate: "no limit" for a side the URL left out.
+const UNBOUNDED: i32 = 10_000_000;
+
+/// What the pipeline does for one original: the thumbnail call, and the
+/// canvas to pad onto for `fit_contain`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub thumbnail: Thumbnail,
+    pub canvas: Option<(i32, i32)>,
+    /// The factor the original shrinks by (1 or more), for shrink-on-load.
+    pub shrink: f64,
+}
+
+impl Resize {
+    /// Takes `key_value` if it is a resize option.
+    pub fn parse_item(
+        &mut self,
+        key: &str,
+        value: &str,
+        max_side: u32,
+    ) -> Option<Result<(), OptionError>> {
+        let result = match key {
+            "w" => side(key, value, max_side).map(|w| self.width = Some(w)),
+            "h" => side(key, value, max_side).map(|h| self.height = Some(h)),
+            "fit" => match Fit::parse(value) {
+                Some(fit) => {
+                    self.fit = fit;
+                    Ok(())
+                }
+                None => Err(OptionError::new(
+                    key,
+                    format!(
+                        "{value:?} is not one of cover, contain, fill, \
+                         inside, outside"
+                    ),
+                )),
+            },
+            _ => return None,
+        };
+        Some(result)
+    }
+
+    /// Plans the resize of an original that is `width` × `height` when
+    /// shown upright.
+    pub fn plan(&self, width: u32, height: u32) -> Plan {
+        let (src_w, src_h) = (width.max(1) as f64, height.max(1) as f64);
+        let box_w = self.width.map(|w| w as f64);
+        let box_h = self.height.map(|h| h as f64);
+
+        let both = match (self.width, self.height) {
+            (Some(w), Some(h)) => Some((w as i32, h as i32)),
+            _ => None,
+        };
+        let bound = |side: Option<u32>| side.map_or(UNBOUNDED, |s| s as i32);
+        let inside = Thumbnail {
+            width: bound(self.width),
+            height: bound(self.height),
+            size: Size::Down,
+            crop_centre: false,
+        };
+        // The factor each side would be scaled by; the smaller one fits
+        // inside the box, the larger one covers it.
+        let scale_w = box_w.map(|w| w / src_w);
+        let scale_h = box_h.map(|h| h / src_h);
+        let fit_scale =
+            [scale_w, scale_h].into_iter().flatten().fold(1.0, f64::min);
+        let cover_scale =
+            scale_w.unwrap_or(0.0).max(scale_h.unwrap_or(0.0)).min(1.0);
+
+        let Some((w, h)) = both else {
+            return Plan {
+                thumbnail: inside,
+                canvas: None,
+                shrink: 1.0 / fit_scale,
+            };
+        };
+        match self.fit {
+            Fit::Inside => Plan {
+                thumbnail: inside,
+                canvas: None,
+                shrink: 1.0 / fit_scale,
+            },
+            Fit::Contain => Plan {
+                thumbnail: inside,
+                canvas: Some((w, h)),
+                shrink: 1.0 / fit_scale,
+            },
+            Fit::Cover => Plan {
+                thumbnail: Thumbnail {
+                    width: w,
+                    height: h,
+                    size: Size::Down,
+                    crop_centre: true,
+                },
+                canvas: None,
+                shrink: 1.0 / cover_scale,
+            },
+            Fit::Outside => {
+                // Scale by the larger factor, led by the side it comes from,
+                // the other side left free.
+                let by_width = scale_w >= scale_h;
+                let thumbnail = Thumbnail {
+                    width: if by_width { w } else { UNBOUNDED },
+                    height: if by_width { UNBOUNDED } else { h },
+                    size: Size::Down,
+                    crop_centre: false,
+                };
+                Plan { thumbnail, canvas: None, shrink: 1.0 / cover_scale }
+            }
+            Fit::Fill => {
+                // Never enlarge: a box beyond the original is scaled down,
+                // keeping its shape, until it fits the original.
+                let clamp = (src_w / w as f64).min(src_h / h as f64).min(1.0);
+                let w = ((w as f64 * clamp).round() as i32).max(1);
+                let h = ((h as f64 * clamp).round() as i32).max(1);
+                let least = (w as f64 / src_w).max(h as f64 / src_h);
+                Plan {
+                    thumbnail: Thumbnail {
+                        width: w,
+                        height: h,
+                        size: Size::Force,
+                        crop_centre: false,
+                    },
+                    canvas: None,
+                    shrink: 1.0 / least,
+                }
+            }
+        }
+    }
+}
+
+/// A width or height: digits only, 1 to `max_side`.
+fn side(key: &str, value: &str, max_side: u32) -> Result<u32, OptionError> {
+    let number = if !value.is_empty()
+        && value.len() <= 9
+        && value.bytes().all(|b| b.is_ascii_digit())
+    {
+        value.parse::<u32>().ok()
+    } else {
+        None
+    };
+    match number {
+        Some(n) if (1..=max_side).contains(&n) => Ok(n),
+        Some(n) => Err(OptionError::new(
+            key,
+            format!("{n} is not between 1 and {max_side}"),
+        )),
+        None => Err(OptionError::new(
+            key,
+            format!("{value:?} is not a whole number of pixels"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resize(w: Option<u32>, h: Option<u32>, fit: Fit) -> Resize {
+        Resize { width: w, height: h, fit }
+    }
+
+    #[test]
+    fn width_alone_leaves_the_height_free() {
+        let plan = resize(Some(300), None, Fit::Inside).plan(3000, 2000);
+        assert_eq!(plan.thumbnail.width, 300);
+        assert_eq!(plan.thumbnail.height, UNBOUNDED);
+        assert_eq!(plan.thumbnail.size, Size::Down);
+        assert!((plan.shrink - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cover_crops_to_the_box() {
+        let plan = resize(Some(300), Some(300), Fit::Cover).plan(3000, 2000);
+        assert!(plan.thumbnail.crop_centre);
+        assert_eq!((plan.thumbnail.width, plan.thumbnail.height), (300, 300));
+        // Covering 300x300 from 3000x2000 scales by 300/2000.
+        assert!((plan.shrink - 2000.0 / 300.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn contain_fits_inside_then_pads() {
+        let plan = resize(Some(300), Some(100), Fit::Contain).plan(3000, 2000);
+        assert_eq!(plan.canvas, Some((300, 100)));
+        assert!(!plan.thumbnail.crop_centre);
+    }
+
+    #[test]
+    fn outside_is_led_by_the_side_that_scales_least() {
+        let plan = resize(Some(300), Some(300), Fit::Outside).plan(3000, 2000);
+        assert_eq!(plan.thumbnail.height, 300);
+        assert_eq!(plan.thumbnail.width, UNBOUNDED);
+    }
+
+    #[test]
+    fn fill_never_enlarges() {
+        let plan = resize(Some(200), Some(100), Fit::Fill).plan(100, 100);
+        assert_eq!((plan.thumbnail.width, plan.thumbnail.height), (100, 50));
+        assert_eq!(plan.thumbnail.size, Size::Force);
+    }
+
+    #[test]
+    fn sides_are_whole_numbers_within_the_limit() {
+        let mut r = Resize::default();
+        assert!(r.parse_item("w", "300", 4096).unwrap().is_ok());
+        assert_eq!(r.width, Some(300));
+        for bad in ["0", "-100", "abc", "", "NaN", "1e3", "4097", "9999999999"]
+        {
+            let err = r.parse_item("w", bad, 4096).unwrap().unwrap_err();
+            assert!(err.to_string().starts_with("w: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn other_keys_are_not_ours() {
+        assert!(Resize::default().parse_item("q", "80", 4096).is_none());
+    }
+}

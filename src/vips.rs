@@ -1,0 +1,543 @@
+//! The only module that calls libvips.
+//!
+//! The `libvips` crate's generated wrappers pass every optional argument
+//! that the newest libvips knows (`input-profile`, `keep`, …), and libvips
+//! 8.14, the version Debian 12 ships, refuses names it does not know. So
+//! this module calls the C functions of the crate's `bindings` directly,
+//! naming only the options we set, and wraps the few operations the
+//! pipeline needs in safe functions. Every call that fails reads and
+//! clears libvips' error buffer, so one request's error text never leaks
+//! into the next.
+//!
+//! libvips must be started with [`start`] in each worker after `fork`, never
+//! in the master: it starts threads, and threads do not survive `fork`.
+
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ptr::{NonNull, null, null_mut};
+
+use libvips::bindings as ffi;
+
+/// A libvips failure, with the text libvips gave for it.
+#[derive(Debug, Clone)]
+pub struct VipsError {
+    pub operation: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for VipsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.operation, self.message)
+    }
+}
+
+impl std::error::Error for VipsError {}
+
+pub type Result<T> = std::result::Result<T, VipsError>;
+
+/// Takes libvips' error buffer, clears it, and keeps its first line: the
+/// rest is usually the same complaint repeated by each layer.
+fn take_error(operation: &'static str) -> VipsError {
+    // SAFETY: vips_error_buffer returns a NUL-terminated string owned by
+    // libvips, valid until the next vips_error_clear, which we call after
+    // copying it.
+    let text = unsafe {
+        let text = CStr::from_ptr(ffi::vips_error_buffer())
+            .to_string_lossy()
+            .into_owned();
+        ffi::vips_error_clear();
+        text
+    };
+    let message = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("failed without saying why")
+        .to_string();
+    VipsError { operation, message }
+}
+
+/// Starts libvips in this process: one thread per operation, no operation
+/// cache (each request is a new image, a cache only holds memory), and the
+/// operations libvips marks untrusted (ImageMagick, PDF, …) blocked.
+pub fn start(concurrency: i32) -> Result<()> {
+    let name = CString::new("imgworker").expect("no NUL in a literal");
+    // SAFETY: plain calls into libvips with valid arguments; vips_init is
+    // safe to call once per process, which the worker guarantees.
+    unsafe {
+        if ffi::vips_init(name.as_ptr()) != 0 {
+            return Err(take_error("vips_init"));
+        }
+        ffi::vips_concurrency_set(concurrency);
+        ffi::vips_cache_set_max(0);
+        ffi::vips_cache_set_max_mem(0);
+        ffi::vips_cache_set_max_files(0);
+        ffi::vips_block_untrusted_set(1);
+        // libvips reports decoder complaints through GLib's log, which
+        // would print them as multi-line blocks on stderr; route them into
+        // ours, one line each. The request's own log line carries the
+        // error that matters.
+        let domain = cstring("VIPS");
+        ffi::g_log_set_handler(
+            domain.as_ptr(),
+            ffi::GLogLevelFlags_G_LOG_LEVEL_WARNING
+                | ffi::GLogLevelFlags_G_LOG_LEVEL_MESSAGE
+                | ffi::GLogLevelFlags_G_LOG_LEVEL_INFO,
+            Some(on_glib_log),
+            null_mut(),
+        );
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn on_glib_log(
+    _domain: *const c_char,
+    _level: ffi::GLogLevelFlags,
+    message: *const c_char,
+    _data: *mut c_void,
+) {
+    if message.is_null() {
+        return;
+    }
+    // SAFETY: GLib passes a NUL-terminated message valid for this call.
+    let text = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+    log::debug!("libvips said {:?}", text.trim());
+}
+
+/// The libvips version, for the start-up log line.
+pub fn version() -> String {
+    // SAFETY: returns a static NUL-terminated string.
+    unsafe { CStr::from_ptr(ffi::vips_version_string()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The name of the libvips loader that recognises these bytes, such as
+/// `VipsForeignLoadJpegBuffer`, or `None` when no loader does.
+pub fn find_loader(bytes: &[u8]) -> Option<String> {
+    // SAFETY: the pointer and length describe a live slice; the result is
+    // a static string or NULL.
+    let name = unsafe {
+        ffi::vips_foreign_find_load_buffer(
+            bytes.as_ptr() as *const c_void,
+            bytes.len() as ffi::size_t,
+        )
+    };
+    // A miss also leaves "not a known format" in the error buffer.
+    if name.is_null() {
+        take_error("find_load_buffer");
+        return None;
+    }
+    // SAFETY: non-NULL, NUL-terminated, static.
+    Some(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned())
+}
+
+/// One libvips image. Dropping it drops our reference.
+pub struct Image(NonNull<ffi::VipsImage>);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        // SAFETY: we own exactly one reference to this object.
+        unsafe { ffi::g_object_unref(self.0.as_ptr() as *mut c_void) }
+    }
+}
+
+/// Wraps the out-parameter of a libvips operation.
+fn wrap(
+    status: c_int,
+    out: *mut ffi::VipsImage,
+    op: &'static str,
+) -> Result<Image> {
+    match NonNull::new(out) {
+        Some(image) if status == 0 => Ok(Image(image)),
+        _ => Err(take_error(op)),
+    }
+}
+
+fn cstring(text: &str) -> CString {
+    CString::new(text).unwrap_or_default()
+}
+
+/// How [`Image::thumbnail`] treats the requested box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// Fit inside the box, shrinking only.
+    Down,
+    /// Fit inside the box, shrinking or enlarging.
+    Both,
+    /// Exactly the box, ignoring the aspect ratio.
+    Force,
+}
+
+/// Options of [`Image::thumbnail`]: the box, and whether to crop to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thumbnail {
+    pub width: i32,
+    pub height: i32,
+    pub size: Size,
+    pub crop_centre: bool,
+}
+
+impl Image {
+    /// Opens an image from bytes in memory. Only the header is read here;
+    /// pixels are decoded when something pulls them. `options` are loader
+    /// options in libvips' `name=value,…` form (`shrink=4,fail_on=warning`).
+    ///
+    /// The bytes must outlive the image and every image made from it.
+    pub fn load(bytes: &[u8], options: &str) -> Result<Image> {
+        let options = cstring(options);
+        let access = cstring("access");
+        // SAFETY: valid slice, NUL-terminated strings, NULL-terminated
+        // varargs of (name, int) pairs.
+        let image = unsafe {
+            ffi::vips_image_new_from_buffer(
+                bytes.as_ptr() as *const c_void,
+                bytes.len() as ffi::size_t,
+                options.as_ptr(),
+                access.as_ptr(),
+                ffi::VipsAccess_VIPS_ACCESS_SEQUENTIAL as c_int,
+                null::<c_char>(),
+            )
+        };
+        wrap(if image.is_null() { -1 } else { 0 }, image, "load")
+    }
+
+    fn ptr(&self) -> *mut ffi::VipsImage {
+        self.0.as_ptr()
+    }
+
+    pub fn width(&self) -> i32 {
+        // SAFETY: live image.
+        unsafe { ffi::vips_image_get_width(self.ptr()) }
+    }
+
+    pub fn height(&self) -> i32 {
+        // SAFETY: live image.
+        unsafe { ffi::vips_image_get_height(self.ptr()) }
+    }
+
+    pub fn bands(&self) -> i32 {
+        // SAFETY: live image.
+        unsafe { ffi::vips_image_get_bands(self.ptr()) }
+    }
+
+    pub fn has_alpha(&self) -> bool {
+        // SAFETY: live image.
+        unsafe { ffi::vips_image_hasalpha(self.ptr()) != 0 }
+    }
+
+    /// The EXIF orientation, 1 to 8; 1 when the image has none.
+    pub fn orientation(&self) -> i32 {
+        let name = cstring("orientation");
+        let mut value: c_int = 1;
+        // SAFETY: live image, valid out pointer. A missing field is not an
+        // error for us, so the error buffer it fills is cleared.
+        let status = unsafe {
+            let known = ffi::vips_image_get_typeof(self.ptr(), name.as_ptr());
+            if known == 0 {
+                return 1;
+            }
+            ffi::vips_image_get_int(self.ptr(), name.as_ptr(), &mut value)
+        };
+        if status != 0 {
+            take_error("orientation");
+            return 1;
+        }
+        if (1..=8).contains(&value) { value } else { 1 }
+    }
+
+    /// Whether the image carries an ICC profile of its own.
+    fn has_icc_profile(&self) -> bool {
+        let name = cstring("icc-profile-data");
+        // SAFETY: live image, NUL-terminated name.
+        unsafe { ffi::vips_image_get_typeof(self.ptr(), name.as_ptr()) != 0 }
+    }
+
+    /// libvips' interpretation of the bands (sRGB, B_W, CMYK, RGB16, …).
+    fn interpretation(&self) -> ffi::VipsInterpretation {
+        // SAFETY: live image.
+        unsafe { ffi::vips_image_get_interpretation(self.ptr()) }
+    }
+
+    /// Resizes with `vips_thumbnail_image`: EXIF orientation applied, an
+    /// embedded ICC profile (or, for CMYK, the fallback profile)
+    /// converted to sRGB.
+    pub fn thumbnail(&self, opts: Thumbnail) -> Result<Image> {
+        let size = match opts.size {
+            Size::Down => ffi::VipsSize_VIPS_SIZE_DOWN,
+            Size::Both => ffi::VipsSize_VIPS_SIZE_BOTH,
+            Size::Force => ffi::VipsSize_VIPS_SIZE_FORCE,
+        };
+        let crop = if opts.crop_centre {
+            ffi::VipsInteresting_VIPS_INTERESTING_CENTRE
+        } else {
+            ffi::VipsInteresting_VIPS_INTERESTING_NONE
+        };
+        let (n_height, n_size, n_crop) =
+            (cstring("height"), cstring("size"), cstring("crop"));
+        let mut out = null_mut();
+        // Only an embedded profile is converted: libvips 8.14, asked to
+        // export an untagged image to sRGB, shifts its colours (pure blue
+        // gains red), and untagged images are sRGB already. CMYK without
+        // a profile is converted with the fallback profile either way.
+        let (n_export, srgb) = (cstring("export-profile"), cstring("srgb"));
+        let (last_name, last_value) = if self.has_icc_profile() {
+            (n_export.as_ptr(), srgb.as_ptr())
+        } else {
+            (null::<c_char>(), null::<c_char>())
+        };
+        // SAFETY: live image, NULL-terminated varargs of (name, value);
+        // when there is no profile the list ends at `last_name`.
+        let status = unsafe {
+            ffi::vips_thumbnail_image(
+                self.ptr(),
+                &mut out,
+                opts.width as c_int,
+                n_height.as_ptr(),
+                opts.height as c_int,
+                n_size.as_ptr(),
+                size as c_int,
+                n_crop.as_ptr(),
+                crop as c_int,
+                last_name,
+                last_value,
+                null::<c_char>(),
+            )
+        };
+        wrap(status, out, "thumbnail")
+    }
+
+    /// Brings any colour space to 8-bit sRGB, or 8-bit greyscale when the
+    /// image is greyscale, so every encoder gets what browsers expect.
+    pub fn to_srgb(self) -> Result<Image> {
+        use ffi::VipsInterpretation_VIPS_INTERPRETATION_B_W as B_W;
+        use ffi::VipsInterpretation_VIPS_INTERPRETATION_GREY16 as GREY16;
+        use ffi::VipsInterpretation_VIPS_INTERPRETATION_sRGB as SRGB;
+
+        let current = self.interpretation();
+        // SAFETY: live image.
+        let format = unsafe { ffi::vips_image_get_format(self.ptr()) };
+        let uchar = format == ffi::VipsBandFormat_VIPS_FORMAT_UCHAR;
+        let target =
+            if current == B_W || current == GREY16 { B_W } else { SRGB };
+        if current == target && uchar {
+            return Ok(self);
+        }
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_colourspace(
+                self.ptr(),
+                &mut out,
+                target,
+                null::<c_char>(),
+            )
+        };
+        let converted = wrap(status, out, "colourspace")?;
+        // SAFETY: live image.
+        let format = unsafe { ffi::vips_image_get_format(converted.ptr()) };
+        if format == ffi::VipsBandFormat_VIPS_FORMAT_UCHAR {
+            return Ok(converted);
+        }
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_cast(
+                converted.ptr(),
+                &mut out,
+                ffi::VipsBandFormat_VIPS_FORMAT_UCHAR,
+                null::<c_char>(),
+            )
+        };
+        wrap(status, out, "cast")
+    }
+
+    /// Composites the alpha channel onto an opaque background colour.
+    pub fn flatten(self, background: [f64; 3]) -> Result<Image> {
+        if !self.has_alpha() {
+            return Ok(self);
+        }
+        let grey = self.bands() <= 2;
+        let colour: &[f64] = if grey { &background[..1] } else { &background };
+        let name = cstring("background");
+        let mut out = null_mut();
+        // SAFETY: the array is created, passed and released here; varargs
+        // are NULL-terminated.
+        let status = unsafe {
+            let array = ffi::vips_array_double_new(
+                colour.as_ptr(),
+                colour.len() as c_int,
+            );
+            let status = ffi::vips_flatten(
+                self.ptr(),
+                &mut out,
+                name.as_ptr(),
+                array,
+                null::<c_char>(),
+            );
+            ffi::vips_area_unref(array as *mut ffi::VipsArea);
+            status
+        };
+        wrap(status, out, "flatten")
+    }
+
+    /// Centres the image on a `width` × `height` canvas of `background`
+    /// (one value per band, alpha included).
+    pub fn embed_centre(
+        self,
+        width: i32,
+        height: i32,
+        background: &[f64],
+    ) -> Result<Image> {
+        if self.width() == width && self.height() == height {
+            return Ok(self);
+        }
+        let x = (width - self.width()) / 2;
+        let y = (height - self.height()) / 2;
+        let (n_extend, n_background) =
+            (cstring("extend"), cstring("background"));
+        let mut out = null_mut();
+        // SAFETY: as in flatten.
+        let status = unsafe {
+            let array = ffi::vips_array_double_new(
+                background.as_ptr(),
+                background.len() as c_int,
+            );
+            let status = ffi::vips_embed(
+                self.ptr(),
+                &mut out,
+                x,
+                y,
+                width,
+                height,
+                n_extend.as_ptr(),
+                ffi::VipsExtend_VIPS_EXTEND_BACKGROUND as c_int,
+                n_background.as_ptr(),
+                array,
+                null::<c_char>(),
+            );
+            ffi::vips_area_unref(array as *mut ffi::VipsArea);
+            status
+        };
+        wrap(status, out, "embed")
+    }
+
+    /// Computes every pixel now, into memory. Decoding happens here, so a
+    /// damaged original fails here and not halfway through encoding.
+    pub fn materialise(self) -> Result<Image> {
+        // SAFETY: live image; returns a new reference or NULL.
+        let out = unsafe { ffi::vips_image_copy_memory(self.ptr()) };
+        wrap(if out.is_null() { -1 } else { 0 }, out, "decode")
+    }
+
+    /// Encodes the image; see [`Encoder`].
+    pub fn encode(&self, encoder: &Encoder) -> Result<Vec<u8>> {
+        let mut buf: *mut c_void = null_mut();
+        let mut len: ffi::size_t = 0;
+        let q = cstring("Q");
+        let strip = cstring("strip");
+        // SAFETY: live image, valid out pointers, NULL-terminated varargs
+        // whose names exist in libvips 8.14 and later.
+        let status = unsafe {
+            match *encoder {
+                Encoder::Jpeg { quality } => {
+                    let opt = cstring("optimize_coding");
+                    ffi::vips_jpegsave_buffer(
+                        self.ptr(),
+                        &mut buf,
+                        &mut len,
+                        q.as_ptr(),
+                        quality as c_int,
+                        strip.as_ptr(),
+                        1 as c_int,
+                        opt.as_ptr(),
+                        1 as c_int,
+                        null::<c_char>(),
+                    )
+                }
+                Encoder::Png { compression } => {
+                    let level = cstring("compression");
+                    ffi::vips_pngsave_buffer(
+                        self.ptr(),
+                        &mut buf,
+                        &mut len,
+                        level.as_ptr(),
+                        compression as c_int,
+                        strip.as_ptr(),
+                        1 as c_int,
+                        null::<c_char>(),
+                    )
+                }
+                Encoder::Webp { quality, effort } => {
+                    let n_effort = cstring("effort");
+                    ffi::vips_webpsave_buffer(
+                        self.ptr(),
+                        &mut buf,
+                        &mut len,
+                        q.as_ptr(),
+                        quality as c_int,
+                        n_effort.as_ptr(),
+                        effort as c_int,
+                        strip.as_ptr(),
+                        1 as c_int,
+                        null::<c_char>(),
+                    )
+                }
+                Encoder::Avif { quality, effort } => {
+                    let (n_comp, n_effort, n_depth) = (
+                        cstring("compression"),
+                        cstring("effort"),
+                        cstring("bitdepth"),
+                    );
+                    ffi::vips_heifsave_buffer(
+                        self.ptr(),
+                        &mut buf,
+                        &mut len,
+                        q.as_ptr(),
+                        quality as c_int,
+                        n_comp.as_ptr(),
+                        ffi::VipsForeignHeifCompression_VIPS_FOREIGN_HEIF_COMPRESSION_AV1
+                            as c_int,
+                        n_effort.as_ptr(),
+                        effort as c_int,
+                        n_depth.as_ptr(),
+                        8 as c_int,
+                        strip.as_ptr(),
+                        1 as c_int,
+                        null::<c_char>(),
+                    )
+                }
+                Encoder::Gif => ffi::vips_gifsave_buffer(
+                    self.ptr(),
+                    &mut buf,
+                    &mut len,
+                    strip.as_ptr(),
+                    1 as c_int,
+                    null::<c_char>(),
+                ),
+            }
+        };
+        if status != 0 || buf.is_null() {
+            return Err(take_error("encode"));
+        }
+        // SAFETY: libvips handed us `len` bytes at `buf`, allocated with
+        // g_malloc; we copy them and free the original.
+        let bytes = unsafe {
+            let bytes =
+                std::slice::from_raw_parts(buf as *const u8, len as usize)
+                    .to_vec();
+            ffi::g_free(buf);
+            bytes
+        };
+        Ok(bytes)
+    }
+}
+
+/// An encoder and its settings, each one an option libvips 8.14 knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoder {
+    Jpeg { quality: u8 },
+    Png { compression: u8 },
+    Webp { quality: u8, effort: u8 },
+    Avif { quality: u8, effort: u8 },
+    Gif,
+}
