@@ -1,0 +1,244 @@
+//! The cache tree: derivatives on disk, where Nginx serves them from.
+//!
+//! # What a derivative is called
+//!
+//! A derivative's file is the request's path, as Nginx normalises it into
+//! `$uri`, under the cache root, plus the extension of its format:
+//!
+//! ```text
+//! GET /img/w_300,f_webp/photos/a.jpg   ->  <cache_root>/img/w_300,f_webp/photos/a.jpg.webp
+//! GET /img/w_300/photos/b.jpg          ->  <cache_root>/img/w_300/photos/b.jpg.png  (b.jpg holds PNG bytes)
+//! ```
+//!
+//! The URL is the key, so Nginx finds a hit with a plain `try_files`, and
+//! nothing but the URL goes into it: two spellings of the same options
+//! (`w_300,h_200` and `h_200,w_300`) are two files. The extension is the
+//! format actually written, which Nginx turns into the `Content-Type`, so
+//! the header always matches the bytes. With `f_auto` the same URL has one
+//! file per negotiated format side by side (`.avif`, `.webp`, `.jpg`), and
+//! Nginx picks by `Accept` (see `nginx/imgworker-http.conf`).
+//!
+//! The original's modification time is not in the key: a replaced
+//! original keeps its old derivatives until they are removed.
+//!
+//! # How a derivative is written
+//!
+//! The bytes go into an unnamed file in the final directory (O_TMPFILE),
+//! are flushed to disk (unless `cache_fsync` is off), and the file is then
+//! linked under its final name in one step. Nginx therefore sees either no
+//! file or a whole one, never a part; a worker killed while writing leaves
+//! nothing at all. Two workers rendering the same derivative at once both
+//! finish, and the second replaces the first by rename(2); both files were
+//! whole, so a reader gets one or the other. On file systems without
+//! O_TMPFILE the bytes go to a hidden `.…tmp` file beside the final one
+//! and are renamed; a worker killed in that window leaves the hidden file,
+//! which Nginx never serves (no URL ends in `.tmp`).
+//!
+//! # Where it falls short
+//!
+//! The tree has no size bound and nothing removes stale derivatives yet.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::sys;
+
+/// The derivative files of one cache root.
+pub struct Cache {
+    root: PathBuf,
+    fsync: bool,
+}
+
+/// A derivative that is now on disk.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    pub modified: SystemTime,
+    pub len: u64,
+}
+
+impl Stored {
+    /// The `ETag` Nginx gives this file when it serves it: modification
+    /// time and size, in hex (ngx_http_set_etag).
+    pub fn etag(&self) -> String {
+        let secs = self
+            .modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        format!("\"{secs:x}-{:x}\"", self.len)
+    }
+
+    /// The `Last-Modified` Nginx gives this file.
+    pub fn last_modified(&self) -> String {
+        httpdate::fmt_http_date(self.modified)
+    }
+}
+
+/// Why a derivative could not be stored.
+#[derive(Debug)]
+pub enum CacheError {
+    /// The cache's file system is full (ENOSPC or EDQUOT).
+    Full(PathBuf),
+    Io(PathBuf, io::Error),
+}
+
+impl std::fmt::Display for CacheError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheError::Full(path) => {
+                write!(f, "{}: no space left in the cache", path.display())
+            }
+            CacheError::Io(path, err) => {
+                write!(f, "{}: cannot write derivative: {err}", path.display())
+            }
+        }
+    }
+}
+
+impl Cache {
+    pub fn new(root: &Path, fsync: bool) -> Cache {
+        Cache { root: root.to_path_buf(), fsync }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file of the derivative for `uri` (a checked request path with
+    /// no leading slash) in `extension`'s format.
+    pub fn path_of(&self, uri: &str, extension: &str) -> PathBuf {
+        self.root.join(format!("{uri}.{extension}"))
+    }
+
+    /// Writes a derivative where Nginx will find it, whole or not at all.
+    pub fn store(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Stored, CacheError> {
+        let fail = |err: io::Error| match err.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+                CacheError::Full(path.to_path_buf())
+            }
+            _ => CacheError::Io(path.to_path_buf(), err),
+        };
+        let dir = path.parent().expect("a derivative path has a directory");
+        std::fs::create_dir_all(dir).map_err(fail)?;
+
+        match sys::create_unnamed(dir) {
+            Ok(file) => self.store_unnamed(file, path, bytes).map_err(fail),
+            Err(err) if sys::unnamed_unsupported(&err) => {
+                self.store_renamed(path, bytes).map_err(fail)
+            }
+            Err(err) => Err(fail(err)),
+        }
+    }
+
+    fn store_unnamed(
+        &self,
+        mut file: File,
+        path: &Path,
+        bytes: &[u8],
+    ) -> io::Result<Stored> {
+        self.fill(&mut file, bytes)?;
+        match sys::link_into_place(&file, path) {
+            Ok(()) => {}
+            // Another worker made it first; ours replaces it whole.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                let temp = temp_name(path);
+                sys::link_into_place(&file, &temp)?;
+                if let Err(err) = std::fs::rename(&temp, path) {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(err);
+                }
+            }
+            Err(err) => return Err(err),
+        }
+        stored(&file)
+    }
+
+    fn store_renamed(&self, path: &Path, bytes: &[u8]) -> io::Result<Stored> {
+        let temp = temp_name(path);
+        let result = File::create_new(&temp).and_then(|mut file| {
+            self.fill(&mut file, bytes)?;
+            std::fs::rename(&temp, path)?;
+            stored(&file)
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    fn fill(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
+        file.write_all(bytes)?;
+        if self.fsync {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+fn stored(file: &File) -> io::Result<Stored> {
+    let meta = file.metadata()?;
+    Ok(Stored { modified: meta.modified()?, len: meta.len() })
+}
+
+/// A hidden name beside `path` that no URL can ask for.
+fn temp_name(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name =
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_derivative_lands_whole_under_its_final_name_only() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path(), true);
+        let path = cache.path_of("img/w_300/photos/a.jpg", "webp");
+        let stored = cache.store(&path, b"RIFF....WEBP").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"RIFF....WEBP");
+        assert_eq!(stored.len, 12);
+        assert_eq!(names(path.parent().unwrap()), ["a.jpg.webp"]);
+    }
+
+    #[test]
+    fn a_second_render_replaces_the_first() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path(), false);
+        let path = cache.path_of("img/w_1/a.jpg", "jpg");
+        cache.store(&path, b"first").unwrap();
+        cache.store(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert_eq!(names(path.parent().unwrap()), ["a.jpg.jpg"]);
+    }
+
+    #[test]
+    fn the_etag_is_the_one_nginx_gives() {
+        let stored = Stored {
+            modified: SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(0x5f5e100),
+            len: 0x1234,
+        };
+        assert_eq!(stored.etag(), "\"5f5e100-1234\"");
+        assert_eq!(stored.last_modified(), "Sat, 03 Mar 1973 09:46:40 GMT");
+    }
+}
