@@ -1,0 +1,65 @@
+//! The socket Nginx connects to: one systemd passed us, or one we bind.
+//!
+//! A socket the master binds is removed when the master stops; one that
+//! systemd passed (socket activation) belongs to systemd and is left alone.
+//! A socket file left behind by a crash is replaced, but a socket some
+//! running server still answers on is not: binding over it would steal
+//! its traffic.
+
+use std::io;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use crate::sys;
+
+pub struct Listener {
+    pub socket: UnixListener,
+    /// The path we bound, to remove at exit.
+    created: Option<PathBuf>,
+}
+
+impl Listener {
+    /// Takes systemd's socket if there is one, else binds `path`.
+    pub fn open(path: &Path, mode: u32) -> io::Result<Listener> {
+        if let Some(socket) = sys::systemd_listener()? {
+            socket.set_nonblocking(true)?;
+            return Ok(Listener { socket, created: None });
+        }
+        let context = |err: io::Error| {
+            io::Error::new(err.kind(), format!("{}: {err}", path.display()))
+        };
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "{}: another server is listening on this socket",
+                        path.display()
+                    ),
+                ));
+            }
+            std::fs::remove_file(path).map_err(context)?;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(context)?;
+        }
+        let socket = UnixListener::bind(path).map_err(context)?;
+        sys::set_mode(path, mode).map_err(context)?;
+        // Workers poll, then accept; whoever loses the race gets
+        // WouldBlock instead of sleeping in accept.
+        socket.set_nonblocking(true)?;
+        Ok(Listener { socket, created: Some(path.to_path_buf()) })
+    }
+
+    /// Whether systemd passed the socket.
+    pub fn inherited(&self) -> bool {
+        self.created.is_none()
+    }
+
+    /// Removes the socket file if we made it.
+    pub fn remove(&mut self) {
+        if let Some(path) = self.created.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

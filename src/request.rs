@@ -1,0 +1,206 @@
+//! One request, from FastCGI parameters to an answer.
+//!
+//! Nginx sends a request here only when the derivative is not in the cache
+//! tree. The steps: check the method and the deployment, split the URL
+//! into options and the original's path, read the original, render, store
+//! the derivative where Nginx will find it next time, answer with the same
+//! headers Nginx will give that file as a hit.
+//!
+//! Parameters read (the snippet `nginx/imgworker.conf` sets them):
+//! `REQUEST_METHOD`; `DOCUMENT_URI`, Nginx's normalised `$uri`;
+//! `HTTP_ACCEPT`; `IMGWORKER_CACHE_ROOT`, Nginx's idea of the cache root,
+//! checked against ours; `IMGWORKER_CACHE_CONTROL`, the header Nginx gives
+//! hits, so a miss gives the same.
+
+use std::time::Instant;
+
+use crate::cache::Cache;
+use crate::error::Failure;
+use crate::fastcgi;
+use crate::source::{Source, SourcePath};
+use crate::transform::{self, Options, Settings};
+
+/// The URL prefix of the native API.
+pub const PREFIX: &str = "/img/";
+
+/// Used when Nginx does not pass `IMGWORKER_CACHE_CONTROL`.
+const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000";
+
+/// What a worker needs to answer requests.
+pub struct Context {
+    pub source: Box<dyn Source>,
+    pub cache: Cache,
+    pub settings: Settings,
+    pub max_output_side: u32,
+}
+
+/// An answer, and what the log line says of it.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    pub summary: String,
+}
+
+impl Answer {
+    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
+        self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+}
+
+/// Answers one request.
+pub fn answer(ctx: &Context, request: &fastcgi::Request) -> Answer {
+    let started = Instant::now();
+    let uri = request.param_str("DOCUMENT_URI").unwrap_or("").to_string();
+    let head = request.param_str("REQUEST_METHOD") == Some("HEAD");
+    let mut answer = match make(ctx, request, &uri) {
+        Ok(answer) => answer,
+        Err(failure) => refuse(&failure),
+    };
+    if head {
+        answer.body.clear();
+    }
+    answer.summary = format!(
+        "status={} ms={} uri={uri} {}",
+        answer.status,
+        started.elapsed().as_millis(),
+        answer.summary
+    );
+    answer
+}
+
+fn make(
+    ctx: &Context,
+    request: &fastcgi::Request,
+    uri: &str,
+) -> Result<Answer, Failure> {
+    // The method, and whether Nginx and we agree on the cache root.
+    let method = request.param_str("REQUEST_METHOD").unwrap_or("");
+    if method != "GET" && method != "HEAD" {
+        return Err(Failure::Method(method.to_string()));
+    }
+    if let Some(nginx_root) = request.param_str("IMGWORKER_CACHE_ROOT") {
+        let ours = ctx.cache.root();
+        if std::path::Path::new(nginx_root.trim_end_matches('/')) != ours {
+            return Err(Failure::Misconfigured(format!(
+                "nginx serves hits from {nginx_root} but cache_root is {}; \
+                 make them the same directory",
+                ours.display()
+            )));
+        }
+    }
+
+    // The URL: /img/<options>/<path of the original>.
+    let (segment, path) = split_uri(uri)?;
+    let options = Options::parse(segment, ctx.max_output_side)
+        .map_err(Failure::Options)?;
+    let key =
+        SourcePath::new(uri.trim_start_matches('/')).map_err(|reason| {
+            Failure::BadPath { path: uri.to_string(), reason }
+        })?;
+
+    // The original, and the derivative.
+    let original = ctx
+        .source
+        .fetch(&path)
+        .map_err(|error| Failure::Source { path: path.to_string(), error })?;
+    let accept = request.param_str("HTTP_ACCEPT").unwrap_or("");
+    let derivative =
+        transform::render(&original, &options, accept, &ctx.settings)
+            .map_err(|error| Failure::Render {
+                path: path.to_string(),
+                error,
+            })?;
+    drop(original);
+
+    // Stored where Nginx looks next time.
+    let file = ctx.cache.path_of(key.as_str(), derivative.format.extension());
+    let stored =
+        ctx.cache.store(&file, &derivative.bytes).map_err(Failure::Cache)?;
+
+    let cache_control = request
+        .param_str("IMGWORKER_CACHE_CONTROL")
+        .unwrap_or(DEFAULT_CACHE_CONTROL);
+    let mut headers = vec![
+        ("Content-Type", derivative.format.mime_type().to_string()),
+        ("Content-Length", derivative.bytes.len().to_string()),
+        ("Cache-Control", cache_control.to_string()),
+        ("ETag", stored.etag()),
+        ("Last-Modified", stored.last_modified()),
+        ("X-Content-Type-Options", "nosniff".to_string()),
+        ("X-Imgworker", "miss".to_string()),
+    ];
+    if options.output.varies_with_accept() {
+        headers.push(("Vary", "Accept".to_string()));
+    }
+    let summary = format!(
+        "cache=miss src={}x{} out={}x{} format={} bytes={}",
+        derivative.source_width,
+        derivative.source_height,
+        derivative.width,
+        derivative.height,
+        derivative.format.extension(),
+        derivative.bytes.len()
+    );
+    Ok(Answer { status: 200, headers, body: derivative.bytes, summary })
+}
+
+/// Splits `/img/<options>/<path>` into the options segment and the path
+/// of the original.
+fn split_uri(uri: &str) -> Result<(&str, SourcePath), Failure> {
+    let bad = |reason| Failure::BadPath { path: uri.to_string(), reason };
+    let rest =
+        uri.strip_prefix(PREFIX).ok_or_else(|| bad("not an imgworker URL"))?;
+    let (segment, path) = rest.split_once('/').ok_or_else(|| {
+        bad("expected /img/<options>/<path of the original>")
+    })?;
+    let path = SourcePath::new(path).map_err(bad)?;
+    Ok((segment, path))
+}
+
+/// The answer to a failed request: its status and one line of text, and
+/// never cached for long.
+fn refuse(failure: &Failure) -> Answer {
+    let status = failure.status();
+    let mut body = failure.public_reason().into_bytes();
+    body.push(b'\n');
+    let mut headers = vec![
+        ("Content-Type", "text/plain; charset=utf-8".to_string()),
+        ("Content-Length", body.len().to_string()),
+        ("Cache-Control", "no-store".to_string()),
+        ("X-Content-Type-Options", "nosniff".to_string()),
+        ("X-Imgworker", "miss".to_string()),
+    ];
+    if status == 503 {
+        headers.push(("Retry-After", "10".to_string()));
+    }
+    Answer {
+        status,
+        headers,
+        body,
+        summary: format!("error={:?}", failure.detail()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_splits_into_options_and_path() {
+        let (segment, path) =
+            split_uri("/img/w_300,f_webp/photos/a.jpg").unwrap();
+        assert_eq!(segment, "w_300,f_webp");
+        assert_eq!(path.as_str(), "photos/a.jpg");
+    }
+
+    #[test]
+    fn urls_that_cannot_name_an_original_are_404() {
+        for uri in
+            ["/other/w_1/a.jpg", "/img/w_1", "/img/w_1/", "/img/w_1/../x.jpg"]
+        {
+            let failure = split_uri(uri).unwrap_err();
+            assert_eq!(failure.status(), 404, "{uri}");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! A worker process: starts libvips, then accepts connections one at a
+//! time and answers each, until told to stop.
+//!
+//! Workers share the master's listening socket and each waits in poll(2)
+//! for a connection; the kernel hands each connection to one of them. A
+//! worker handles exactly one connection at a time, so a slow render holds
+//! one worker, never the others. On SIGTERM, SIGINT or SIGQUIT a worker
+//! finishes the request in hand, then exits 0.
+
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use log::{debug, error, info, warn};
+use nix::sys::signal::Signal;
+
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::fastcgi;
+use crate::request::{self, Context};
+use crate::source::LocalSource;
+use crate::sys::{self, SignalPipe};
+use crate::transform::Settings;
+use crate::transform::output::Qualities;
+use crate::vips;
+
+/// Exit status of a worker that could not start: the master stops rather
+/// than respawn a worker that will fail the same way.
+pub const EXIT_BOOT_FAILED: i32 = 3;
+
+/// Signals that stop a worker after its current request.
+const STOP_SIGNALS: [Signal; 3] =
+    [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
+
+/// Runs a worker in a freshly forked child; never returns.
+pub fn run(listener: &UnixListener, config: &Config, slot: usize) -> ! {
+    let pid = std::process::id();
+    let signals = match boot_signals() {
+        Ok(signals) => signals,
+        Err(err) => boot_failed(slot, &format!("signal setup failed: {err}")),
+    };
+    let ctx = match boot(config) {
+        Ok(ctx) => ctx,
+        Err(reason) => boot_failed(slot, &reason),
+    };
+    info!("worker started pid={pid} slot={slot} vips={}", vips::version());
+
+    let limits = fastcgi::Limits::default();
+    let mut served: u64 = 0;
+    loop {
+        if !signals.drain().is_empty() {
+            break;
+        }
+        let ready = match sys::wait_readable(
+            &[listener.as_fd(), signals.fd()],
+            Duration::from_secs(1),
+        ) {
+            Ok(ready) => ready,
+            Err(err) => {
+                error!("worker poll failed pid={pid} error={err:?}");
+                std::process::exit(1);
+            }
+        };
+        if !ready[0] {
+            continue;
+        }
+        // The listener is non-blocking: another worker may have taken the
+        // connection first.
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                continue;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {
+                continue;
+            }
+            Err(err) => {
+                warn!("accept failed pid={pid} error={err:?}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        serve_connection(&ctx, stream, &limits);
+        served += 1;
+    }
+    info!("worker stopping pid={pid} slot={slot} requests={served}");
+    std::process::exit(0);
+}
+
+/// Reads one request from a connection, answers it, and closes it. Any
+/// protocol fault drops the connection with one log line.
+fn serve_connection(
+    ctx: &Context,
+    stream: std::os::unix::net::UnixStream,
+    limits: &fastcgi::Limits,
+) {
+    let mut conn = match fastcgi::Connection::new(stream, limits) {
+        Ok(conn) => conn,
+        Err(err) => {
+            warn!("connection setup failed error={err:?}");
+            return;
+        }
+    };
+    let req = match conn.read_request() {
+        Ok(Some(req)) => req,
+        Ok(None) => {
+            debug!("connection closed before a request");
+            return;
+        }
+        Err(err) => {
+            warn!("connection dropped reason={:?}", err.to_string());
+            return;
+        }
+    };
+    let answer = request::answer(ctx, &req);
+    let outcome = conn.write_response(
+        &req,
+        answer.status,
+        &answer.header_pairs(),
+        &answer.body,
+    );
+    match outcome {
+        Ok(()) if answer.status >= 500 => error!("request {}", answer.summary),
+        Ok(()) => info!("request {}", answer.summary),
+        Err(err) => warn!(
+            "request {} not delivered error={:?}",
+            answer.summary,
+            err.to_string()
+        ),
+    }
+}
+
+fn boot_signals() -> std::io::Result<SignalPipe> {
+    sys::reset_signals(&[Signal::SIGCHLD, Signal::SIGHUP]);
+    sys::die_with_parent(Signal::SIGTERM)?;
+    SignalPipe::install(&STOP_SIGNALS)
+}
+
+/// Starts libvips and opens the roots; any failure is a boot failure.
+fn boot(config: &Config) -> Result<Context, String> {
+    vips::start(config.vips_concurrency)
+        .map_err(|err| format!("libvips did not start: {err}"))?;
+    let source =
+        LocalSource::open(&config.source_root, config.max_source_bytes)
+            .map_err(|err| format!("source_root: {err}"))?;
+    let cache_root = &config.cache_root;
+    std::fs::create_dir_all(cache_root)
+        .and_then(|()| probe_writable(cache_root))
+        .map_err(|err| {
+            format!("cache_root: {}: {err}", cache_root.display())
+        })?;
+    Ok(Context {
+        source: Box::new(source),
+        cache: Cache::new(cache_root, config.cache_fsync),
+        settings: Settings {
+            max_source_pixels: config.max_source_pixels,
+            fail_on: config.fail_on.as_vips(),
+            qualities: Qualities {
+                jpeg: config.jpeg_quality,
+                webp: config.webp_quality,
+                avif: config.avif_quality,
+            },
+        },
+        max_output_side: config.max_output_side,
+    })
+}
+
+/// Fails unless this process may create files in `dir`.
+fn probe_writable(dir: &std::path::Path) -> std::io::Result<()> {
+    match sys::create_unnamed(dir) {
+        Ok(_) => Ok(()),
+        Err(err) if sys::unnamed_unsupported(&err) => {
+            let probe =
+                dir.join(format!(".imgworker-probe.{}", std::process::id()));
+            std::fs::write(&probe, b"")?;
+            std::fs::remove_file(&probe)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn boot_failed(slot: usize, reason: &str) -> ! {
+    error!(
+        "worker boot failed pid={} slot={slot} reason={reason:?}",
+        std::process::id()
+    );
+    std::process::exit(EXIT_BOOT_FAILED);
+}
