@@ -1,0 +1,121 @@
+//! The URL API on real photos: every fit mode and every output format
+//! gives the size and format asked for.
+
+use crate::harness::{Server, corpus};
+use crate::images::{decode, mime};
+
+/// 2725x2225, no EXIF orientation.
+const SAW: &str = "photos/flickr-saw-2725x2225.jpg";
+
+#[test]
+fn each_fit_mode_gives_its_size() {
+    let server = Server::start(&corpus());
+    // (options, expected width, expected height) for a 2725x2225 photo.
+    let table = [
+        ("w_300", 300, 245),
+        ("h_200", 245, 200),
+        ("w_300,h_300", 300, 245),
+        ("w_300,h_300,fit_inside", 300, 245),
+        ("w_300,h_300,fit_cover", 300, 300),
+        ("w_300,h_300,fit_contain", 300, 300),
+        ("w_300,h_300,fit_fill", 300, 300),
+        ("w_300,h_300,fit_outside", 367, 300),
+        ("w_300,h_100,fit_cover", 300, 100),
+        ("w_100,h_300,fit_outside", 367, 300),
+    ];
+    for (options, width, height) in table {
+        let reply = server.get(&format!("/img/{options}/{SAW}"));
+        assert_eq!(reply.status, 200, "{options}: {}", reply.text());
+        let image = decode(&reply);
+        assert_eq!(
+            (image.width, image.height),
+            (width, height),
+            "{options} from 2725x2225"
+        );
+        assert_eq!(image.format, "jpeg", "{options} keeps the JPEG format");
+    }
+}
+
+#[test]
+fn contain_pads_with_white_and_cover_fills_the_box() {
+    let server = Server::start(&corpus());
+    let contain = decode(
+        &server.get(&format!("/img/w_300,h_100,fit_contain,f_png/{SAW}")),
+    );
+    let image = contain.image.unwrap();
+    // The photo is 122 px wide in a 300 px box: the left edge is padding.
+    let edge = crate::images::pixel_at(&image, 0.01, 0.5);
+    assert!(edge[..3].iter().all(|c| *c == 255), "padding is white: {edge:?}");
+    let middle = crate::images::pixel_at(&image, 0.5, 0.5);
+    assert!(
+        middle[..3].iter().any(|c| *c < 250),
+        "the photo is in the middle"
+    );
+}
+
+#[test]
+fn each_output_format_is_what_it_says() {
+    let server = Server::start(&corpus());
+    for format in ["jpeg", "png", "webp", "avif", "gif"] {
+        let reply = server.get(&format!("/img/w_200,f_{format}/{SAW}"));
+        assert_eq!(reply.status, 200, "f_{format}: {}", reply.text());
+        assert_eq!(
+            reply.header("content-type"),
+            Some(mime(format)),
+            "f_{format}"
+        );
+        let image = decode(&reply);
+        assert_eq!(image.format, format);
+        assert_eq!((image.width, image.height), (200, 163), "f_{format}");
+    }
+}
+
+#[test]
+fn quality_changes_the_size_of_a_jpeg() {
+    let server = Server::start(&corpus());
+    let low = server.get(&format!("/img/w_400,q_20/{SAW}"));
+    let high = server.get(&format!("/img/w_400,q_95/{SAW}"));
+    assert!(
+        low.body.len() * 2 < high.body.len(),
+        "q_20 is far smaller than q_95"
+    );
+}
+
+#[test]
+fn a_large_photo_is_never_enlarged_and_a_small_box_is_exact() {
+    let server = Server::start(&corpus());
+    let reply = server.get("/img/w_4000/photos/pool-square-1535x1535.jpg");
+    let image = decode(&reply);
+    assert_eq!((image.width, image.height), (1535, 1535), "no enlargement");
+    let reply = server.get("/img/w_300/photos/milkyway-24mp-4000x6000.jpg");
+    let image = decode(&reply);
+    assert_eq!((image.width, image.height), (300, 450), "24 MP to 300 wide");
+}
+
+#[test]
+fn auto_format_follows_the_accept_header() {
+    let server = Server::start(&corpus());
+    let url = format!("/img/w_300,f_auto/{SAW}");
+    let chrome =
+        "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+    let old_safari =
+        "image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5";
+    let legacy = "image/png,image/*;q=0.8,*/*;q=0.5";
+    for (accept, format) in
+        [(chrome, "avif"), (old_safari, "webp"), (legacy, "jpeg")]
+    {
+        // Twice: the miss, then the hit, each with its own format.
+        for round in ["miss", "hit"] {
+            let reply = server.get_with(&url, &[("Accept", accept)]);
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.header("x-imgworker"), Some(round), "{accept}");
+            assert_eq!(
+                reply.header("vary"),
+                Some("Accept"),
+                "{round} {accept}"
+            );
+            assert_eq!(decode(&reply).format, format, "{round} for {accept}");
+            assert_eq!(reply.header("content-type"), Some(mime(format)));
+        }
+    }
+}

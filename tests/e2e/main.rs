@@ -1,0 +1,23 @@
+//! Integration tests: the real `imgworker` binary behind a real Nginx,
+//! started by [`harness`] on a free loopback port with the project's own
+//! Nginx snippet, answering requests for the shared corpus
+//! (`../shared/corpus` beside the project).
+//!
+//! - `harness`: starting and stopping the pair, HTTP, reading the log;
+//! - `images`: decoding answers with a second decoder (the `image` crate);
+//! - `api`: sizes, fit modes and formats, on real photos;
+//! - `orientation`: every EXIF orientation comes out upright;
+//! - `caching`: hits never reach a worker; headers of hits and misses;
+//! - `faults`: broken originals, escaping paths, bad options;
+//! - `supervision`: killed workers, malformed FastCGI, stopping;
+//! - `cases`: the shared cases of faults other servers shipped.
+
+mod harness;
+mod images;
+
+mod api;
+mod caching;
+mod cases;
+mod faults;
+mod orientation;
+mod supervision;

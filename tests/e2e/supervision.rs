@@ -1,0 +1,124 @@
+//! The master and its workers: killed workers are replaced, protocol
+//! garbage is dropped, and a stop lets requests in flight finish.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::{Server, corpus};
+
+const GOOD: &str = "/img/w_64/photos/flickr-saw-2725x2225.jpg";
+
+#[test]
+fn a_worker_killed_with_sigkill_is_replaced() {
+    let server = Server::start(&corpus());
+    let before = server.worker_pids();
+    let victim = before[0];
+    kill(Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
+    server.wait_for(
+        |s| {
+            let now = s.worker_pids();
+            now.len() == 2 && !now.contains(&victim)
+        },
+        "a replacement worker",
+    );
+    assert!(server.log().contains(&format!("worker killed pid={victim}")));
+    for n in 0..4 {
+        let reply = server.get(&format!("{GOOD}?n={n}"));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+}
+
+/// Sends `bytes` straight to the worker socket and reads until it closes.
+fn send_raw(server: &Server, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = UnixStream::connect(&server.socket).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+#[test]
+fn a_malformed_fastcgi_record_is_dropped_and_the_next_request_succeeds() {
+    let server = Server::start_with(&corpus(), 1);
+    // An HTTP request where a FastCGI record belongs: version byte 'G'.
+    send_raw(&server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    // A record header cut short, then the peer hangs up.
+    send_raw(&server, &[1, 1, 0]);
+    // A BEGIN_REQUEST whose params block claims 60,000 bytes and stops.
+    let mut truncated = vec![1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    truncated.extend_from_slice(&[1, 4, 0, 1, 0xea, 0x60, 0, 0, 0x7f]);
+    send_raw(&server, &truncated);
+
+    server.wait_for(
+        |s| s.log().matches("connection dropped").count() >= 2,
+        "the drops to be logged",
+    );
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+    let reply = server.get(GOOD);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(server.worker_pids().len(), 1, "the same worker serves on");
+}
+
+#[test]
+fn sigterm_stops_the_pool_and_removes_the_socket() {
+    let mut server = Server::start(&corpus());
+    assert_eq!(server.get(GOOD).status, 200);
+    let status = server.stop_imgworker(Signal::SIGTERM);
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(!server.socket.exists(), "the socket file is removed");
+    let log = server.log();
+    assert!(log.contains("master stopping signal=SIGTERM"), "{log}");
+    assert_eq!(log.matches("worker stopping").count(), 2, "{log}");
+    assert!(log.contains("master stopped"), "{log}");
+}
+
+#[test]
+fn a_request_in_flight_finishes_before_the_pool_stops() {
+    let mut server = Server::start_with(&corpus(), 1);
+    let port = server.port;
+    // A 24 MP original at a large size takes a moment to render.
+    let slow = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!(
+            "http://127.0.0.1:{port}/img/w_4000,f_png/photos/milkyway-24mp-4000x6000.jpg"
+        );
+        agent.get(&url).call().map(|r| r.status().as_u16()).unwrap_or(0)
+    });
+    // Rendering takes well over a second; stop while it runs.
+    std::thread::sleep(Duration::from_millis(300));
+    let status = server.stop_imgworker(Signal::SIGTERM);
+    assert!(status.success());
+    assert_eq!(
+        slow.join().unwrap(),
+        200,
+        "the request in flight was answered"
+    );
+}
+
+#[test]
+fn a_pool_whose_workers_cannot_start_gives_up_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-source-root");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args(["serve", "--workers", "2", "--socket"])
+        .arg(dir.path().join("s.sock"))
+        .arg("--source-root")
+        .arg(&missing)
+        .arg("--cache-root")
+        .arg(dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("worker boot failed"), "{log}");
+    assert!(log.contains("no-such-source-root"), "{log}");
+    assert!(!dir.path().join("s.sock").exists());
+}
