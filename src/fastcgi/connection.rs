@@ -8,18 +8,16 @@
 //! write gives up after `Limits::io_timeout`. A read interrupted by a
 //! signal is retried: the worker checks its own flags between connections.
 //!
-//! TODO: the timeout bounds each read, not the whole request, so a peer
-//! that trickles a byte every few seconds, or keeps sending management
-//! records or records for other ids, holds the worker for as long as it
-//! likes. Nginx does neither; a deadline per request in `Limits` would
-//! close the gap should a less careful peer ever appear.
+//! Reading a whole request also has a deadline, `Limits::request_timeout`,
+//! so a peer that trickles a byte every few seconds, or sends management
+//! records forever, cannot hold a worker either.
 
 use std::io::{self, Read};
 use std::mem;
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, send};
@@ -40,6 +38,9 @@ pub struct Limits {
     /// Longest wait for one read or write to make progress; must not be
     /// zero. Default 10 s.
     pub io_timeout: Duration,
+    /// Longest time from the first read of a request to its last byte.
+    /// Default 30 s.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +49,7 @@ impl Default for Limits {
             max_params_bytes: 64 * 1024,
             max_stdin_bytes: 64 * 1024,
             io_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -60,6 +62,8 @@ pub struct Connection {
     input: Box<[u8]>,
     start: usize,
     end: usize,
+    /// When reading the current request must be over.
+    deadline: Option<Instant>,
 }
 
 /// A request between its BEGIN_REQUEST and the end of its last stream.
@@ -85,6 +89,7 @@ impl Connection {
             input: vec![0; MAX_RECORD_LEN].into_boxed_slice(),
             start: 0,
             end: 0,
+            deadline: None,
         })
     }
 
@@ -97,6 +102,7 @@ impl Connection {
     /// second request id is refused with `FCGI_CANT_MPX_CONN` and the first
     /// request carries on; records for ids never begun are ignored.
     pub fn read_request(&mut self) -> Result<Option<Request>, ProtocolError> {
+        self.deadline = Some(Instant::now() + self.limits.request_timeout);
         let mut open: Option<OpenRequest> = None;
         loop {
             let Some((header, content)) = self.next_record()? else {
@@ -216,6 +222,15 @@ impl Connection {
         }
 
         while self.end - self.start < wanted {
+            if let Some(deadline) = self.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ProtocolError::TimedOut);
+                }
+                self.stream.set_read_timeout(Some(
+                    left.min(self.limits.io_timeout),
+                ))?;
+            }
             match (&self.stream).read(&mut self.input[self.end..]) {
                 Ok(0) => return Ok(false),
                 Ok(read) => self.end += read,

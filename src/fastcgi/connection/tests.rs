@@ -425,3 +425,29 @@ fn peer_that_stops_reading_makes_the_write_time_out() {
     assert_eq!(err.to_string(), "timed out writing to the web server");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn peer_that_trickles_bytes_meets_the_request_deadline() {
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    let limits = Limits {
+        request_timeout: Duration::from_millis(400),
+        ..short_limits()
+    };
+    let mut connection = Connection::new(ours, &limits).unwrap();
+    // One byte every 100 ms: each read makes progress, the whole never
+    // arrives.
+    let trickle = thread::spawn(move || {
+        for byte in whole_request(1) {
+            if peer.write_all(&[byte]).is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let started = Instant::now();
+    let err = connection.read_request().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(connection);
+    trickle.join().unwrap();
+}
