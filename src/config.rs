@@ -240,6 +240,20 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_the_defaults() {
+        let text = include_str!("../imgworker.toml");
+        let example = Config::parse(text).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| l.strip_prefix('#').filter(|l| l.contains(" = ")).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let defaults = Config::parse(&uncommented).unwrap();
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+        assert_eq!(format!("{example:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
     fn a_load_error_names_the_file() {
         let err = Config::load(Path::new("/nonexistent/imgworker.toml"))
             .unwrap_err()
