@@ -6,6 +6,10 @@
 //! the derivative where Nginx will find it next time, answer with the same
 //! headers Nginx will give that file as a hit.
 //!
+//! The status page and the ping come this way too, marked by the parameter
+//! `IMGWORKER_ENDPOINT` (`status` or `ping`) that only their locations in
+//! the snippet set.
+//!
 //! Parameters read (the snippet `nginx/imgworker.conf` sets them):
 //! `REQUEST_METHOD`; `DOCUMENT_URI`, Nginx's normalised `$uri`;
 //! `HTTP_ACCEPT`; `IMGWORKER_CACHE_ROOT`, Nginx's idea of the cache root,
@@ -17,7 +21,10 @@ use std::time::Instant;
 use crate::cache::Cache;
 use crate::error::Failure;
 use crate::fastcgi;
+use crate::scoreboard::Scoreboard;
 use crate::source::{Source, SourcePath};
+use crate::status;
+use crate::sys;
 use crate::transform::{self, Options, Settings};
 
 /// The URL prefix of the native API.
@@ -32,6 +39,10 @@ pub struct Context {
     pub cache: Cache,
     pub settings: Settings,
     pub max_output_side: u32,
+    pub board: Scoreboard,
+    pub pool_name: String,
+    /// A duplicate of the listening socket, to read its queue.
+    pub listener: Option<std::os::unix::net::UnixListener>,
 }
 
 /// An answer, and what the log line says of it.
@@ -40,6 +51,8 @@ pub struct Answer {
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
     pub summary: String,
+    /// Whether a derivative was made and stored.
+    pub rendered: bool,
 }
 
 impl Answer {
@@ -53,9 +66,13 @@ pub fn answer(ctx: &Context, request: &fastcgi::Request) -> Answer {
     let started = Instant::now();
     let uri = request.param_str("DOCUMENT_URI").unwrap_or("").to_string();
     let head = request.param_str("REQUEST_METHOD") == Some("HEAD");
-    let mut answer = match make(ctx, request, &uri) {
-        Ok(answer) => answer,
-        Err(failure) => refuse(&failure),
+    let endpoint = request.param_str("IMGWORKER_ENDPOINT");
+    let mut answer = match endpoint {
+        Some("status") | Some("ping") => report(ctx, request, endpoint),
+        _ => match make(ctx, request, &uri) {
+            Ok(answer) => answer,
+            Err(failure) => refuse(&failure),
+        },
     };
     if head {
         answer.body.clear();
@@ -142,7 +159,43 @@ fn make(
         derivative.format.extension(),
         derivative.bytes.len()
     );
-    Ok(Answer { status: 200, headers, body: derivative.bytes, summary })
+    Ok(Answer {
+        status: 200,
+        headers,
+        body: derivative.bytes,
+        summary,
+        rendered: true,
+    })
+}
+
+/// The status page or the ping.
+fn report(
+    ctx: &Context,
+    request: &fastcgi::Request,
+    endpoint: Option<&str>,
+) -> Answer {
+    let page = if endpoint == Some("ping") {
+        status::ping()
+    } else {
+        let extra = status::Extra {
+            pool_name: &ctx.pool_name,
+            listen_queue: ctx.listener.as_ref().and_then(sys::listen_queue),
+        };
+        let query = request.param_str("QUERY_STRING").unwrap_or("");
+        status::render(&ctx.board, &extra, query)
+    };
+    let body = page.body.into_bytes();
+    Answer {
+        status: 200,
+        headers: vec![
+            ("Content-Type", page.content_type.to_string()),
+            ("Content-Length", body.len().to_string()),
+            ("Cache-Control", "no-store".to_string()),
+        ],
+        body,
+        summary: format!("endpoint={}", endpoint.unwrap_or("")),
+        rendered: false,
+    }
 }
 
 /// Splits `/img/<options>/<path>` into the options segment and the path
@@ -179,6 +232,7 @@ fn refuse(failure: &Failure) -> Answer {
         headers,
         body,
         summary: format!("error={:?}", failure.detail()),
+        rendered: false,
     }
 }
 

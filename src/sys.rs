@@ -238,3 +238,163 @@ pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     )?;
     Ok(())
 }
+
+/// Maps `len` zeroed bytes shared with every child forked afterwards
+/// (mmap(2) with MAP_SHARED | MAP_ANONYMOUS). Never unmapped.
+pub fn shared_zeroed(
+    len: usize,
+) -> io::Result<std::ptr::NonNull<libc::c_void>> {
+    use nix::sys::mman::{MapFlags, ProtFlags};
+    let len = std::num::NonZeroUsize::new(len)
+        .ok_or_else(|| io::Error::other("empty shared mapping"))?;
+    // SAFETY: a fresh anonymous mapping aliases nothing; the kernel zeroes
+    // it.
+    let map = unsafe {
+        nix::sys::mman::mmap_anonymous(
+            None,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+    }?;
+    Ok(map)
+}
+
+/// Tells systemd about the service's state (sd_notify(3)): `READY=1`,
+/// `STATUS=…`, `RELOADING=1`, `STOPPING=1`, `WATCHDOG=1`. Does nothing
+/// when not started by systemd with `Type=notify`.
+pub fn notify_systemd(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let bytes = path.as_encoded_bytes();
+    let addr = match bytes.first() {
+        Some(b'@') => SocketAddr::from_abstract_name(&bytes[1..]),
+        Some(b'/') => SocketAddr::from_pathname(Path::new(&path)),
+        _ => return,
+    };
+    let Ok(addr) = addr else { return };
+    if let Ok(socket) = UnixDatagram::unbound() {
+        let _ = socket.send_to_addr(state.as_bytes(), &addr);
+    }
+}
+
+/// How often systemd wants `WATCHDOG=1` (sd_watchdog_enabled(3)), if at
+/// all.
+pub fn systemd_watchdog() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID")
+        && pid.parse::<u32>().ok()? != std::process::id()
+    {
+        return None;
+    }
+    Some(Duration::from_micros(usec))
+}
+
+/// Connections waiting in a listening unix socket's queue, and the queue's
+/// size, as the kernel reports them to `ss -xl`: a sock_diag(7) request
+/// for the socket's inode with UDIAG_SHOW_RQLEN. `None` if the kernel
+/// does not answer.
+pub fn listen_queue(listener: &UnixListener) -> Option<(u32, u32)> {
+    use nix::sys::stat::fstat;
+
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const UDIAG_SHOW_RQLEN: u32 = 0x10;
+    const UNIX_DIAG_RQLEN: u16 = 4;
+    const TCP_LISTEN: u32 = 10;
+
+    let inode = fstat(listener.as_raw_fd()).ok()?.st_ino as u32;
+    // SAFETY: a plain socket(2) call; the descriptor is owned at once.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd is a new descriptor nobody else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+
+    // struct nlmsghdr, then struct unix_diag_req (linux/unix_diag.h).
+    let mut request = Vec::with_capacity(40);
+    request.extend_from_slice(&40u32.to_ne_bytes());
+    request.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    request.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    request.extend_from_slice(&1u32.to_ne_bytes());
+    request.extend_from_slice(&0u32.to_ne_bytes());
+    request.extend_from_slice(&[libc::AF_UNIX as u8, 0, 0, 0]);
+    request.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    request.extend_from_slice(&inode.to_ne_bytes());
+    request.extend_from_slice(&UDIAG_SHOW_RQLEN.to_ne_bytes());
+    request.extend_from_slice(&[0xff; 8]);
+    // SAFETY: sending a buffer we own on a socket we own.
+    let sent = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            request.as_ptr().cast(),
+            request.len(),
+            0,
+        )
+    };
+    if sent != request.len() as isize {
+        return None;
+    }
+    let mut reply = [0u8; 1024];
+    // SAFETY: receiving into a buffer we own.
+    let got = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            reply.as_mut_ptr().cast(),
+            reply.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if got < 16 + 16 {
+        return None;
+    }
+    let reply = &reply[..got as usize];
+    let u16_at = |at: usize| {
+        Some(u16::from_ne_bytes(reply.get(at..at + 2)?.try_into().ok()?))
+    };
+    let u32_at = |at: usize| {
+        Some(u32::from_ne_bytes(reply.get(at..at + 4)?.try_into().ok()?))
+    };
+    if u16_at(4)? != SOCK_DIAG_BY_FAMILY {
+        return None; // NLMSG_ERROR: the kernel has no such socket.
+    }
+    // Attributes follow the 16-byte header and the 16-byte unix_diag_msg.
+    let mut at = 32;
+    while at + 4 <= reply.len() {
+        let (len, kind) = (u16_at(at)? as usize, u16_at(at + 2)?);
+        if len < 4 {
+            break;
+        }
+        if kind == UNIX_DIAG_RQLEN {
+            return Some((u32_at(at + 4)?, u32_at(at + 8)?));
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listen_queue_counts_waiting_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let (queued, size) =
+            listen_queue(&listener).expect("sock_diag answers");
+        assert_eq!(queued, 0);
+        assert!(size > 0);
+        let _a = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let _b = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        assert_eq!(listen_queue(&listener).unwrap().0, 2);
+    }
+}

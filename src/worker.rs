@@ -9,7 +9,7 @@
 
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
@@ -18,6 +18,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::fastcgi;
 use crate::request::{self, Context};
+use crate::scoreboard::Scoreboard;
 use crate::source::LocalSource;
 use crate::sys::{self, SignalPipe};
 use crate::transform::Settings;
@@ -33,17 +34,23 @@ const STOP_SIGNALS: [Signal; 3] =
     [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
 
 /// Runs a worker in a freshly forked child; never returns.
-pub fn run(listener: &UnixListener, config: &Config, slot: usize) -> ! {
+pub fn run(
+    listener: &UnixListener,
+    config: &Config,
+    board: Scoreboard,
+    slot: usize,
+) -> ! {
     let pid = std::process::id();
     let signals = match boot_signals() {
         Ok(signals) => signals,
         Err(err) => boot_failed(slot, &format!("signal setup failed: {err}")),
     };
-    let ctx = match boot(config) {
+    let ctx = match boot(config, board, listener) {
         Ok(ctx) => ctx,
         Err(reason) => boot_failed(slot, &reason),
     };
     info!("worker started pid={pid} slot={slot} vips={}", vips::version());
+    board.ready(slot, pid);
 
     let limits = fastcgi::Limits::default();
     let mut served: u64 = 0;
@@ -61,6 +68,7 @@ pub fn run(listener: &UnixListener, config: &Config, slot: usize) -> ! {
                 std::process::exit(1);
             }
         };
+        board.beat(slot);
         if !ready[0] {
             continue;
         }
@@ -80,7 +88,11 @@ pub fn run(listener: &UnixListener, config: &Config, slot: usize) -> ! {
                 continue;
             }
         };
-        serve_connection(&ctx, stream, &limits);
+        board.begin_request(slot);
+        let started = Instant::now();
+        let rendered = serve_connection(&ctx, stream, &limits);
+        let ms = started.elapsed().as_millis() as u64;
+        board.end_request(slot, ms, rendered, ms >= config.slow_request_ms);
         served += 1;
     }
     info!("worker stopping pid={pid} slot={slot} requests={served}");
@@ -88,28 +100,29 @@ pub fn run(listener: &UnixListener, config: &Config, slot: usize) -> ! {
 }
 
 /// Reads one request from a connection, answers it, and closes it. Any
-/// protocol fault drops the connection with one log line.
+/// protocol fault drops the connection with one log line. True if a
+/// derivative was made.
 fn serve_connection(
     ctx: &Context,
     stream: std::os::unix::net::UnixStream,
     limits: &fastcgi::Limits,
-) {
+) -> bool {
     let mut conn = match fastcgi::Connection::new(stream, limits) {
         Ok(conn) => conn,
         Err(err) => {
             warn!("connection setup failed error={err:?}");
-            return;
+            return false;
         }
     };
     let req = match conn.read_request() {
         Ok(Some(req)) => req,
         Ok(None) => {
             debug!("connection closed before a request");
-            return;
+            return false;
         }
         Err(err) => {
             warn!("connection dropped reason={:?}", err.to_string());
-            return;
+            return false;
         }
     };
     let answer = request::answer(ctx, &req);
@@ -128,6 +141,7 @@ fn serve_connection(
             err.to_string()
         ),
     }
+    answer.rendered
 }
 
 fn boot_signals() -> std::io::Result<SignalPipe> {
@@ -137,7 +151,11 @@ fn boot_signals() -> std::io::Result<SignalPipe> {
 }
 
 /// Starts libvips and opens the roots; any failure is a boot failure.
-fn boot(config: &Config) -> Result<Context, String> {
+fn boot(
+    config: &Config,
+    board: Scoreboard,
+    listener: &UnixListener,
+) -> Result<Context, String> {
     vips::start(config.vips_concurrency)
         .map_err(|err| format!("libvips did not start: {err}"))?;
     let source =
@@ -162,6 +180,9 @@ fn boot(config: &Config) -> Result<Context, String> {
             },
         },
         max_output_side: config.max_output_side,
+        board,
+        pool_name: config.pool_name.clone(),
+        listener: listener.try_clone().ok(),
     })
 }
 
