@@ -76,6 +76,21 @@ pub struct Config {
     /// Flush each derivative to disk before it becomes visible, so a power
     /// cut cannot leave an empty file where Nginx looks. Default: true.
     pub cache_fsync: bool,
+    /// Size the cache tree is kept under by `imgworker sweep`, in bytes;
+    /// least recently used derivatives go first. Default: 0, no bound.
+    pub cache_max_bytes: u64,
+    /// The pool's name on the status page. Default: `"imgworker"`.
+    pub pool_name: String,
+    /// Least important log lines kept: `error`, `warn`, `info`, `debug`
+    /// or `trace`. `RUST_LOG`, when set, wins. Default: `"info"`.
+    pub log_level: String,
+    /// Seconds a worker may spend on one request before the master kills
+    /// it (that request gets a 502 from Nginx; a new worker takes the
+    /// slot). Default: 60.
+    pub request_time_limit_s: u64,
+    /// Requests slower than this, in milliseconds, are counted as slow on
+    /// the status page. Default: 1000.
+    pub slow_request_ms: u64,
 }
 
 impl Default for Config {
@@ -96,6 +111,11 @@ impl Default for Config {
             webp_quality: 80,
             avif_quality: 55,
             cache_fsync: true,
+            cache_max_bytes: 0,
+            pool_name: "imgworker".to_string(),
+            log_level: "info".to_string(),
+            request_time_limit_s: 60,
+            slow_request_ms: 1000,
         }
     }
 }
@@ -160,6 +180,23 @@ impl Config {
                 ));
             }
         }
+        if self.log_level().is_none() {
+            return Err(format!(
+                "log_level: {:?} is not one of error, warn, info, debug, trace",
+                self.log_level
+            ));
+        }
+        if self.request_time_limit_s == 0 {
+            return Err("request_time_limit_s: must be at least 1".into());
+        }
+        if self.pool_name.is_empty()
+            || !self.pool_name.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "pool_name: {:?} must be printable, without spaces",
+                self.pool_name
+            ));
+        }
         if self.max_output_side == 0 {
             return Err("max_output_side: must be at least 1".to_string());
         }
@@ -191,6 +228,11 @@ impl Config {
                     self.socket_mode
                 )
             })
+    }
+
+    /// `log_level` as a filter.
+    pub fn log_level(&self) -> Option<log::LevelFilter> {
+        self.log_level.parse().ok()
     }
 
     /// Worker processes to run: the setting, or one per CPU.
@@ -245,7 +287,9 @@ mod tests {
         let example = Config::parse(text).unwrap();
         let uncommented: String = text
             .lines()
-            .map(|l| l.strip_prefix('#').filter(|l| l.contains(" = ")).unwrap_or(""))
+            .map(|l| {
+                l.strip_prefix('#').filter(|l| l.contains(" = ")).unwrap_or("")
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let defaults = Config::parse(&uncommented).unwrap();

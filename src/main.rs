@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use imgworker::config::Config;
-use imgworker::{logging, master};
+use imgworker::{logging, master, sweep};
 
 #[derive(Parser)]
 #[command(version, about = "An image server behind Nginx, over FastCGI")]
@@ -18,6 +18,24 @@ struct Cli {
 enum Command {
     /// Run the master and its pool of workers.
     Serve(ServeArgs),
+    /// Remove every derivative of the originals named (paths under the
+    /// source root), in all options and formats.
+    Purge {
+        #[command(flatten)]
+        roots: RootArgs,
+        /// Paths of originals, relative to the source root.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Remove derivatives whose original changed or is gone, then the
+    /// least recently used until the cache is under `cache_max_bytes`.
+    Sweep {
+        #[command(flatten)]
+        roots: RootArgs,
+        /// Size bound in bytes (overrides `cache_max_bytes`).
+        #[arg(long)]
+        max_bytes: Option<u64>,
+    },
     /// Check a configuration file and exit, like `nginx -t`.
     CheckConfig {
         /// The file to check.
@@ -45,6 +63,39 @@ struct ServeArgs {
     workers: Option<usize>,
 }
 
+/// Where purge and sweep find the trees: the config file, or flags.
+#[derive(clap::Args)]
+struct RootArgs {
+    /// Configuration file (TOML).
+    #[arg(short, long, default_value = "/etc/imgworker/imgworker.toml")]
+    config: PathBuf,
+    /// Directory of originals (overrides `source_root`).
+    #[arg(long)]
+    source_root: Option<PathBuf>,
+    /// Directory of derivatives (overrides `cache_root`).
+    #[arg(long)]
+    cache_root: Option<PathBuf>,
+}
+
+impl RootArgs {
+    /// The config file if it exists (flags may stand in for it), with the
+    /// flags on top.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = if self.config.exists() || self.cache_root.is_none() {
+            Config::load(&self.config)?
+        } else {
+            Config::default()
+        };
+        if let Some(root) = &self.source_root {
+            config.source_root = absolute(root.clone())?;
+        }
+        if let Some(root) = &self.cache_root {
+            config.cache_root = absolute(root.clone())?;
+        }
+        Ok(config)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -57,6 +108,10 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Purge { roots, paths } => report(purge(&roots, &paths)),
+        Command::Sweep { roots, max_bytes } => {
+            report(sweep(&roots, max_bytes))
         }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(_) => {
@@ -71,25 +126,69 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a one-line result, or the error, for the cache commands.
+fn report(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("imgworker: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn purge(roots: &RootArgs, paths: &[String]) -> anyhow::Result<String> {
+    let config = roots.config()?;
+    let mut removed = 0;
+    for path in paths {
+        removed += sweep::purge(&config.cache_root, path)?;
+    }
+    Ok(format!("purged originals={} derivatives={removed}", paths.len()))
+}
+
+fn sweep(roots: &RootArgs, max_bytes: Option<u64>) -> anyhow::Result<String> {
+    let config = roots.config()?;
+    let max = max_bytes.unwrap_or(config.cache_max_bytes);
+    let swept = sweep::sweep(&config.cache_root, &config.source_root, max)?;
+    Ok(format!(
+        "swept stale={} orphaned={} evicted={} temporary={} kept={} kept_bytes={}",
+        swept.stale,
+        swept.orphaned,
+        swept.evicted,
+        swept.temporary,
+        swept.kept,
+        swept.kept_bytes
+    ))
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
+    // Flags are kept and applied again over the file on every reload.
+    let socket = args.socket;
+    let source_root = args.source_root.map(absolute).transpose()?;
+    let cache_root = args.cache_root.map(absolute).transpose()?;
+    let workers = args.workers;
+    let apply_flags = move |config: &mut Config| -> anyhow::Result<()> {
+        if let Some(socket) = &socket {
+            config.socket = socket.clone();
+        }
+        if let Some(root) = &source_root {
+            config.source_root = root.clone();
+        }
+        if let Some(root) = &cache_root {
+            config.cache_root = root.clone();
+        }
+        if let Some(workers) = workers {
+            config.workers = workers;
+        }
+        Ok(())
     };
-    if let Some(socket) = args.socket {
-        config.socket = socket;
-    }
-    if let Some(root) = args.source_root {
-        config.source_root = absolute(root)?;
-    }
-    if let Some(root) = args.cache_root {
-        config.cache_root = absolute(root)?;
-    }
-    if let Some(workers) = args.workers {
-        config.workers = workers;
-    }
-    config.check().map_err(anyhow::Error::msg)?;
-    master::run(config)
+    master::run(master::ConfigSource {
+        file: args.config,
+        apply_flags: Box::new(apply_flags),
+    })
 }
 
 /// Command-line roots may be relative; the configuration keeps them

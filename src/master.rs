@@ -1,18 +1,24 @@
-//! The master process: owns the listening socket, forks the workers and
-//! keeps their number up, and stops them on request.
+//! The master process: owns the listening socket and the scoreboard, forks
+//! the workers and keeps their number up, reloads and stops them.
 //!
 //! The master never starts libvips or any thread, so `fork` is safe. Its
 //! loop, once per signal or second: reap exited workers, act on signals,
-//! start missing workers. A worker that dies is replaced; one that dies
-//! soon after starting is replaced after a growing delay (0.1 s, doubling,
-//! at most 10 s); if workers keep dying at start-up, or one reports that it
-//! cannot start at all, the master stops the pool and exits with an error
-//! instead of looping.
+//! retire the previous generation once the new one is ready, kill workers
+//! stuck on one request, start missing workers, tell systemd how the pool
+//! is doing.
 //!
-//! Signals: SIGTERM, SIGINT and SIGQUIT stop the pool: workers finish the
-//! request in hand and exit; those still busy after `shutdown_timeout_s`
-//! are killed.
+//! A worker that dies is replaced; one that dies soon after starting is
+//! replaced after a growing delay (0.1 s, doubling, at most 10 s). If
+//! workers keep dying at start-up, or one reports that it cannot start at
+//! all, the master stops the pool and exits with an error instead of
+//! looping; after a reload it goes back to the previous workers instead.
+//!
+//! Signals, with nginx's meanings (see SIGNALS.md): HUP reloads the
+//! configuration and replaces the workers without dropping a request;
+//! QUIT stops gracefully; TERM and INT stop fast; USR1 asks to reopen log
+//! files.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -23,241 +29,496 @@ use nix::unistd::Pid;
 
 use crate::config::Config;
 use crate::listener::Listener;
+use crate::scoreboard::{self, Scoreboard, State};
 use crate::sys::{self, Forked, SignalPipe};
-use crate::worker;
+use crate::{logging, worker};
 
 /// A worker that dies sooner than this after starting counts as failing
 /// at start-up.
 const EARLY_DEATH: Duration = Duration::from_secs(2);
-/// Start-up failures in a row, in one slot, before the master gives up.
+/// Start-up failures in a row before the master gives up.
 const MAX_EARLY_DEATHS: u32 = 5;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long a fast stop (TERM, INT) waits for requests in flight.
+const FAST_STOP: Duration = Duration::from_secs(5);
 
-const MASTER_SIGNALS: [Signal; 4] =
-    [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
+const MASTER_SIGNALS: [Signal; 6] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+];
 
-/// One place in the pool, with or without a live worker.
-struct WorkerSlot {
-    pid: Option<Pid>,
+/// Where the configuration comes from, so a reload can read it again:
+/// the file, then the command-line flags on top.
+pub struct ConfigSource {
+    pub file: Option<PathBuf>,
+    pub apply_flags: Box<ApplyFlags>,
+}
+
+/// Puts the command-line flags over a configuration read from the file.
+pub type ApplyFlags = dyn Fn(&mut Config) -> anyhow::Result<()>;
+
+impl ConfigSource {
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.file {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        (self.apply_flags)(&mut config)?;
+        config.check().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+}
+
+/// One live worker process.
+struct Worker {
+    pid: Pid,
+    slot: usize,
+    generation: u64,
     started: Instant,
-    early_deaths: u32,
-    respawn_at: Instant,
+    /// Told to stop after its request; not to be replaced.
+    retiring: bool,
+}
+
+/// How the pool is to stop.
+enum Stop {
+    Graceful,
+    Fast,
 }
 
 struct Master {
     config: Config,
+    source: ConfigSource,
+    /// The configuration and generation before the last reload, while the
+    /// new generation is still starting.
+    previous: Option<(Config, u64)>,
     listener: Listener,
     signals: SignalPipe,
-    slots: Vec<WorkerSlot>,
+    board: Scoreboard,
+    workers: Vec<Worker>,
+    generation: u64,
+    early_deaths: u32,
+    respawn_at: Instant,
+    announced_ready: bool,
+    last_status: String,
+    watchdog: Option<Duration>,
+    last_watchdog: Instant,
 }
 
 /// Runs the pool until it is told to stop; an error if it had to give up.
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(source: ConfigSource) -> anyhow::Result<()> {
+    let config = source.load()?;
+    if let Some(level) = config.log_level() {
+        logging::set_level(level);
+    }
     let mode = config.socket_mode_bits().map_err(anyhow::Error::msg)?;
     let listener = Listener::open(&config.socket, mode)
         .context("cannot open the listening socket")?;
     let signals = SignalPipe::install(&MASTER_SIGNALS)
         .context("cannot install signal handlers")?;
-    let now = Instant::now();
-    let slots = (0..config.worker_count())
-        .map(|_| WorkerSlot {
-            pid: None,
-            started: now,
-            early_deaths: 0,
-            respawn_at: now,
-        })
-        .collect();
-    let mut master = Master { config, listener, signals, slots };
+    let board = Scoreboard::create().context("cannot map the scoreboard")?;
+    let mut master = Master {
+        config,
+        source,
+        previous: None,
+        listener,
+        signals,
+        board,
+        workers: Vec::new(),
+        generation: 1,
+        early_deaths: 0,
+        respawn_at: Instant::now(),
+        announced_ready: false,
+        last_status: String::new(),
+        watchdog: sys::systemd_watchdog(),
+        last_watchdog: Instant::now(),
+    };
     info!(
         "master started pid={} workers={} socket={} inherited={}",
         std::process::id(),
-        master.slots.len(),
+        master.config.worker_count(),
         master.config.socket.display(),
         master.listener.inherited()
     );
     let result = master.supervise();
-    master.stop_workers();
+    sys::notify_systemd("STOPPING=1");
+    let wait = match &result {
+        Ok(Stop::Graceful) => {
+            Duration::from_secs(master.config.shutdown_timeout_s)
+        }
+        _ => FAST_STOP
+            .min(Duration::from_secs(master.config.shutdown_timeout_s)),
+    };
+    master.stop_workers(wait);
     master.listener.remove();
     info!("master stopped pid={}", std::process::id());
-    result
+    result.map(|_| ())
 }
 
 impl Master {
-    fn supervise(&mut self) -> anyhow::Result<()> {
+    fn supervise(&mut self) -> anyhow::Result<Stop> {
         loop {
             self.reap_workers()?;
-            if let Some(signal) = self
-                .signals
-                .drain()
-                .into_iter()
-                .find(|s| *s != Signal::SIGCHLD)
-            {
-                info!("master stopping signal={signal}");
-                return Ok(());
+            for signal in self.signals.drain() {
+                match signal {
+                    Signal::SIGHUP => self.reload(),
+                    Signal::SIGUSR1 => info!(
+                        "log reopen requested; logs go to standard error, \
+                         nothing to reopen"
+                    ),
+                    Signal::SIGQUIT => {
+                        info!("master stopping signal=SIGQUIT mode=graceful");
+                        return Ok(Stop::Graceful);
+                    }
+                    Signal::SIGTERM | Signal::SIGINT => {
+                        info!("master stopping signal={signal} mode=fast");
+                        return Ok(Stop::Fast);
+                    }
+                    _ => {}
+                }
             }
+            self.retire_previous_generation();
+            self.kill_stuck_workers();
             self.spawn_missing_workers()?;
+            self.report_to_systemd();
             let wait = self.next_wake();
             sys::wait_readable(&[self.signals.fd()], wait)
                 .context("poll on the signal pipe")?;
         }
     }
 
+    /// Re-reads the configuration; on success, starts a new generation of
+    /// workers, and the old one is retired once the new one is ready. A
+    /// configuration that does not load changes nothing.
+    fn reload(&mut self) {
+        sys::notify_systemd("RELOADING=1");
+        let config = match self.source.load() {
+            Ok(config) => config,
+            Err(err) => {
+                error!("reload failed, keeping the running workers: {err:#}");
+                sys::notify_systemd("READY=1");
+                return;
+            }
+        };
+        if config.socket != self.config.socket {
+            warn!(
+                "reload cannot move the socket to {}; restart to do that",
+                config.socket.display()
+            );
+        }
+        if let Some(level) = config.log_level() {
+            logging::set_level(level);
+        }
+        let old = std::mem::replace(&mut self.config, config);
+        self.previous = Some((old, self.generation));
+        self.generation += 1;
+        self.early_deaths = 0;
+        self.respawn_at = Instant::now();
+        self.announced_ready = false;
+        self.board.count_reload();
+        info!(
+            "reloading generation={} workers={}",
+            self.generation,
+            self.config.worker_count()
+        );
+    }
+
+    /// Once every worker of the current generation is ready, asks the
+    /// older ones to finish their request and exit.
+    fn retire_previous_generation(&mut self) {
+        if !self.current_generation_ready() {
+            return;
+        }
+        let mut retired = 0;
+        for worker in &mut self.workers {
+            if worker.generation < self.generation && !worker.retiring {
+                worker.retiring = true;
+                let _ = kill(worker.pid, Signal::SIGQUIT);
+                retired += 1;
+            }
+        }
+        if retired > 0 {
+            info!(
+                "reloaded generation={} retiring={retired}",
+                self.generation
+            );
+        }
+        self.previous = None;
+    }
+
+    fn current_generation_ready(&self) -> bool {
+        let current: Vec<&Worker> = self
+            .workers
+            .iter()
+            .filter(|w| w.generation == self.generation)
+            .collect();
+        current.len() >= self.config.worker_count()
+            && current
+                .iter()
+                .all(|w| self.board.state(w.slot) != State::Starting)
+    }
+
+    /// Kills workers busy with one request for longer than
+    /// `request_time_limit_s`: a decoder that hangs must not hold a slot.
+    fn kill_stuck_workers(&mut self) {
+        let limit_ms = self.config.request_time_limit_s * 1000;
+        let now = scoreboard::now_ms();
+        for worker in &self.workers {
+            let view = self.board.view(worker.slot);
+            if view.state == State::Busy
+                && view.busy_since_ms > 0
+                && now.saturating_sub(view.busy_since_ms) > limit_ms
+            {
+                error!(
+                    "worker stuck pid={} slot={} busy_ms={} limit_s={}; killing",
+                    worker.pid,
+                    worker.slot,
+                    now - view.busy_since_ms,
+                    self.config.request_time_limit_s
+                );
+                let _ = kill(worker.pid, Signal::SIGKILL);
+            }
+        }
+    }
+
     /// How long the loop may sleep: until the next delayed respawn, or a
     /// second at most.
     fn next_wake(&self) -> Duration {
-        let now = Instant::now();
-        self.slots
-            .iter()
-            .filter(|slot| slot.pid.is_none())
-            .map(|slot| slot.respawn_at.saturating_duration_since(now))
-            .min()
-            .unwrap_or(Duration::from_secs(1))
-            .min(Duration::from_secs(1))
+        let second = Duration::from_secs(1);
+        if self.live_current() < self.config.worker_count() {
+            return self
+                .respawn_at
+                .saturating_duration_since(Instant::now())
+                .min(second);
+        }
+        second
+    }
+
+    fn live_current(&self) -> usize {
+        self.workers.iter().filter(|w| w.generation == self.generation).count()
     }
 
     /// Collects every exited worker (waitpid(2) with WNOHANG), logs how it
     /// ended and schedules its replacement.
     fn reap_workers(&mut self) -> anyhow::Result<()> {
         loop {
-            let status =
-                match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive)
-                    | Err(nix::errno::Errno::ECHILD) => {
-                        return Ok(());
-                    }
-                    Ok(status) => status,
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Err(err) => return Err(err).context("waitpid"),
-                };
+            let flags = Some(WaitPidFlag::WNOHANG);
+            let status = match waitpid(Pid::from_raw(-1), flags) {
+                Ok(WaitStatus::StillAlive)
+                | Err(nix::errno::Errno::ECHILD) => {
+                    return Ok(());
+                }
+                Ok(status) => status,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(err) => return Err(err).context("waitpid"),
+            };
             let Some(pid) = status.pid() else { continue };
-            let Some(index) =
-                self.slots.iter().position(|s| s.pid == Some(pid))
+            let Some(index) = self.workers.iter().position(|w| w.pid == pid)
             else {
                 continue;
             };
-            let slot = &mut self.slots[index];
-            slot.pid = None;
-            let uptime = slot.started.elapsed();
-            let fields = format!(
-                "pid={pid} slot={index} uptime_s={}",
-                uptime.as_secs()
-            );
-            match status {
-                WaitStatus::Exited(_, worker::EXIT_BOOT_FAILED) => {
-                    error!("worker boot failed {fields}; master giving up");
-                    bail!("a worker could not start; see the line above");
-                }
-                WaitStatus::Exited(_, 0) => {
-                    info!("worker exited {fields} status=0")
-                }
-                WaitStatus::Exited(_, code) => {
-                    warn!("worker exited {fields} status={code}")
-                }
-                WaitStatus::Signaled(_, signal, _) => {
-                    error!("worker killed {fields} signal={signal}")
-                }
-                _ => {}
-            }
-            if uptime < EARLY_DEATH {
-                slot.early_deaths += 1;
-                if slot.early_deaths >= MAX_EARLY_DEATHS {
-                    error!(
-                        "workers keep dying at start-up slot={index} \
-                         deaths={}; master giving up",
-                        slot.early_deaths
-                    );
-                    bail!("workers keep dying at start-up");
-                }
-                let backoff = Duration::from_millis(100)
-                    * 2u32.pow(slot.early_deaths - 1);
-                slot.respawn_at = Instant::now() + backoff.min(MAX_BACKOFF);
-            } else {
-                slot.early_deaths = 0;
-                slot.respawn_at = Instant::now();
-            }
+            let worker = self.workers.remove(index);
+            self.board.release(worker.slot);
+            self.after_exit(&worker, status)?;
         }
     }
 
-    fn spawn_missing_workers(&mut self) -> anyhow::Result<()> {
-        let now = Instant::now();
-        for index in 0..self.slots.len() {
-            let slot = &self.slots[index];
-            if slot.pid.is_none() && slot.respawn_at <= now {
-                self.spawn_worker(index)?;
+    fn after_exit(
+        &mut self,
+        worker: &Worker,
+        status: WaitStatus,
+    ) -> anyhow::Result<()> {
+        let uptime = worker.started.elapsed();
+        let fields = format!(
+            "pid={} slot={} uptime_s={}",
+            worker.pid,
+            worker.slot,
+            uptime.as_secs()
+        );
+        match status {
+            WaitStatus::Exited(_, worker::EXIT_BOOT_FAILED) => {
+                return self.boot_failed(worker, &fields);
             }
+            WaitStatus::Exited(_, 0) => {
+                info!("worker exited {fields} status=0")
+            }
+            WaitStatus::Exited(_, code) => {
+                warn!("worker exited {fields} status={code}")
+            }
+            WaitStatus::Signaled(_, signal, _) => {
+                error!("worker killed {fields} signal={signal}")
+            }
+            _ => {}
+        }
+        if worker.retiring || worker.generation != self.generation {
+            return Ok(());
+        }
+        if uptime < EARLY_DEATH {
+            self.early_deaths += 1;
+            if self.early_deaths >= MAX_EARLY_DEATHS {
+                error!(
+                    "workers keep dying at start-up deaths={}; master giving up",
+                    self.early_deaths
+                );
+                bail!("workers keep dying at start-up");
+            }
+            let backoff =
+                Duration::from_millis(100) * 2u32.pow(self.early_deaths - 1);
+            self.respawn_at = Instant::now() + backoff.min(MAX_BACKOFF);
+        } else {
+            self.early_deaths = 0;
         }
         Ok(())
     }
 
-    fn spawn_worker(&mut self, index: usize) -> anyhow::Result<()> {
-        match sys::fork().context("fork() failed")? {
-            Forked::Child => {
-                worker::run(&self.listener.socket, &self.config, index)
+    /// A worker could not start. After a reload, the previous workers are
+    /// still there: keep them and the previous configuration. Otherwise
+    /// there is nothing to serve with: give up.
+    fn boot_failed(
+        &mut self,
+        worker: &Worker,
+        fields: &str,
+    ) -> anyhow::Result<()> {
+        if worker.generation != self.generation {
+            return Ok(());
+        }
+        if let Some((config, generation)) = self.previous.take() {
+            error!(
+                "worker boot failed {fields}; keeping the workers of \
+                 generation={generation}"
+            );
+            for new in
+                self.workers.iter().filter(|w| w.generation == self.generation)
+            {
+                let _ = kill(new.pid, Signal::SIGKILL);
             }
+            self.config = config;
+            self.generation = generation;
+            self.announced_ready = false;
+            return Ok(());
+        }
+        error!("worker boot failed {fields}; master giving up");
+        bail!("a worker could not start; see the line above");
+    }
+
+    fn spawn_missing_workers(&mut self) -> anyhow::Result<()> {
+        while self.live_current() < self.config.worker_count()
+            && self.respawn_at <= Instant::now()
+        {
+            self.spawn_worker()?;
+        }
+        Ok(())
+    }
+
+    fn spawn_worker(&mut self) -> anyhow::Result<()> {
+        let taken: Vec<usize> = self.workers.iter().map(|w| w.slot).collect();
+        let Some(slot) = self.board.free_slot(|i| taken.contains(&i)) else {
+            bail!("no free scoreboard slot; too many workers");
+        };
+        self.board.claim(slot, self.generation);
+        match sys::fork().context("fork() failed")? {
+            Forked::Child => worker::run(
+                &self.listener.socket,
+                &self.config,
+                self.board,
+                slot,
+            ),
             Forked::Parent(pid) => {
-                let slot = &mut self.slots[index];
-                slot.pid = Some(pid);
-                slot.started = Instant::now();
+                self.workers.push(Worker {
+                    pid,
+                    slot,
+                    generation: self.generation,
+                    started: Instant::now(),
+                    retiring: false,
+                });
                 Ok(())
             }
         }
     }
 
-    /// Asks every worker to stop after its request, waits up to
-    /// `shutdown_timeout_s`, then kills the rest.
-    fn stop_workers(&mut self) {
+    /// READY=1 once the workers are up, STATUS= when the counts change,
+    /// and the watchdog's keep-alive.
+    fn report_to_systemd(&mut self) {
+        let views = self.board.workers();
+        let idle = views.iter().filter(|v| v.state == State::Idle).count();
+        let busy = views.iter().filter(|v| v.state == State::Busy).count();
+        let starting =
+            views.iter().filter(|v| v.state == State::Starting).count();
+        let pool = self.board.pool_view();
+        let status = format!(
+            "workers: {idle} idle, {busy} busy, {starting} starting; \
+             requests: {}",
+            pool.accepted
+        );
+        if !self.announced_ready && self.current_generation_ready() {
+            self.announced_ready = true;
+            info!(
+                "pool ready generation={} workers={}",
+                self.generation,
+                self.config.worker_count()
+            );
+            sys::notify_systemd(&format!("READY=1\nSTATUS={status}"));
+            self.last_status = status;
+        } else if status != self.last_status {
+            sys::notify_systemd(&format!("STATUS={status}"));
+            self.last_status = status;
+        }
+        if let Some(interval) = self.watchdog
+            && self.last_watchdog.elapsed() >= interval / 2
+        {
+            sys::notify_systemd("WATCHDOG=1");
+            self.last_watchdog = Instant::now();
+        }
+    }
+
+    /// Asks every worker to stop after its request, waits up to `wait`,
+    /// then kills the rest.
+    fn stop_workers(&mut self, wait: Duration) {
         self.signal_workers(Signal::SIGTERM);
-        let deadline = Instant::now()
-            + Duration::from_secs(self.config.shutdown_timeout_s);
-        while self.live_workers() > 0 && Instant::now() < deadline {
-            let _ = self.reap_quietly();
+        let deadline = Instant::now() + wait;
+        while !self.workers.is_empty() && Instant::now() < deadline {
+            self.reap_quietly();
             let _ = sys::wait_readable(
                 &[self.signals.fd()],
                 Duration::from_millis(50),
             );
             self.signals.drain();
         }
-        if self.live_workers() > 0 {
+        if !self.workers.is_empty() {
             error!(
-                "workers still busy after shutdown_timeout_s={}; killing {}",
-                self.config.shutdown_timeout_s,
-                self.live_workers()
+                "workers still busy after {} s; killing {}",
+                wait.as_secs(),
+                self.workers.len()
             );
             self.signal_workers(Signal::SIGKILL);
-            while self.live_workers() > 0 {
-                if self.reap_quietly().is_err() {
-                    break;
-                }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !self.workers.is_empty() && Instant::now() < deadline {
+                self.reap_quietly();
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
 
     /// Reaps without replacing: used while stopping.
-    fn reap_quietly(&mut self) -> nix::Result<()> {
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG))? {
-                WaitStatus::StillAlive => return Ok(()),
-                status => {
-                    if let Some(pid) = status.pid() {
-                        for slot in &mut self.slots {
-                            if slot.pid == Some(pid) {
-                                slot.pid = None;
-                            }
-                        }
-                    }
-                }
+    fn reap_quietly(&mut self) {
+        while let Ok(status) =
+            waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG))
+        {
+            let Some(pid) = status.pid() else { return };
+            if let Some(index) = self.workers.iter().position(|w| w.pid == pid)
+            {
+                let worker = self.workers.remove(index);
+                self.board.release(worker.slot);
             }
         }
     }
 
     fn signal_workers(&self, signal: Signal) {
-        for pid in self.slots.iter().filter_map(|slot| slot.pid) {
-            let _ = kill(pid, signal);
+        for worker in &self.workers {
+            let _ = kill(worker.pid, signal);
         }
-    }
-
-    fn live_workers(&self) -> usize {
-        self.slots.iter().filter(|slot| slot.pid.is_some()).count()
     }
 }
