@@ -82,16 +82,18 @@ impl Server {
 
     fn start_imgworker(&mut self, workers: usize) {
         let log = std::fs::File::create(&self.log).unwrap();
+        std::fs::write(self.config_path(), format!("workers = {workers}\n"))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_imgworker"))
             .arg("serve")
+            .arg("--config")
+            .arg(self.config_path())
             .arg("--socket")
             .arg(&self.socket)
             .arg("--source-root")
             .arg(&self.source_root)
             .arg("--cache-root")
             .arg(&self.cache_root)
-            .arg("--workers")
-            .arg(workers.to_string())
             .env("RUST_LOG", "debug")
             .env_remove("JOURNAL_STREAM")
             .stdout(Stdio::null())
@@ -136,6 +138,19 @@ impl Server {
             assert!(Instant::now() < deadline, "nginx did not listen");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The configuration file imgworker was started with; a test may
+    /// rewrite it and send SIGHUP.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("imgworker.toml")
+    }
+
+    /// Sends `signal` to the master.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.imgworker.as_ref().expect("imgworker running").id();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .unwrap();
     }
 
     /// GET `path` through Nginx.

@@ -10,7 +10,8 @@
 //! - `caching`: hits never reach a worker; headers of hits and misses;
 //! - `faults`: broken originals, escaping paths, bad options;
 //! - `supervision`: killed workers, malformed FastCGI, stopping;
-//! - `cases`: the shared cases of faults other servers shipped.
+//! - `cases`: the shared cases of faults other servers shipped;
+//! - `operations`: status, reloads, check-config, systemd units.
 
 mod harness;
 mod images;
@@ -19,5 +20,6 @@ mod api;
 mod caching;
 mod cases;
 mod faults;
+mod operations;
 mod orientation;
 mod supervision;
