@@ -76,6 +76,13 @@ pub struct Config {
     /// Flush each derivative to disk before it becomes visible, so a power
     /// cut cannot leave an empty file where Nginx looks. Default: true.
     pub cache_fsync: bool,
+    /// Requests a worker answers before it retires and a fresh one takes
+    /// its place, give or take 10 %, so a leak in a native decoder cannot
+    /// grow without bound. 0: never. Default: 10000.
+    pub max_requests: u64,
+    /// Resident memory, in MiB, above which a worker retires after its
+    /// request. 0: no limit. Default: 512.
+    pub max_rss_mb: u64,
     /// Size the cache tree is kept under by `imgworker sweep`, in bytes;
     /// least recently used derivatives go first. Default: 0, no bound.
     pub cache_max_bytes: u64,
@@ -111,6 +118,8 @@ impl Default for Config {
             webp_quality: 80,
             avif_quality: 55,
             cache_fsync: true,
+            max_requests: 10_000,
+            max_rss_mb: 512,
             cache_max_bytes: 0,
             pool_name: "imgworker".to_string(),
             log_level: "info".to_string(),

@@ -356,7 +356,10 @@ impl Master {
         if worker.retiring || worker.generation != self.generation {
             return Ok(());
         }
-        if uptime < EARLY_DEATH {
+        // A worker that exits 0 on its own is retiring (max_requests,
+        // max_rss_mb): replace it at once, whatever its age.
+        let clean = matches!(status, WaitStatus::Exited(_, 0));
+        if uptime < EARLY_DEATH && !clean {
             self.early_deaths += 1;
             if self.early_deaths >= MAX_EARLY_DEATHS {
                 error!(

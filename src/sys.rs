@@ -239,6 +239,22 @@ pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// This process's resident set size in bytes, from /proc/self/statm; 0
+/// if it cannot be read.
+pub fn resident_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf with a valid name has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    pages * page
+}
+
 /// Maps `len` zeroed bytes shared with every child forked afterwards
 /// (mmap(2) with MAP_SHARED | MAP_ANONYMOUS). Never unmapped.
 pub fn shared_zeroed(

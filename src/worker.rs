@@ -53,9 +53,21 @@ pub fn run(
     board.ready(slot, pid);
 
     let limits = fastcgi::Limits::default();
+    let retire_after = with_jitter(config.max_requests, pid);
     let mut served: u64 = 0;
+    let mut reason = "signal";
     loop {
         if !signals.drain().is_empty() {
+            break;
+        }
+        if retire_after > 0 && served >= retire_after {
+            reason = "max_requests";
+            break;
+        }
+        if config.max_rss_mb > 0
+            && sys::resident_bytes() > config.max_rss_mb << 20
+        {
+            reason = "max_rss_mb";
             break;
         }
         let ready = match sys::wait_readable(
@@ -95,8 +107,27 @@ pub fn run(
         board.end_request(slot, ms, rendered, ms >= config.slow_request_ms);
         served += 1;
     }
-    info!("worker stopping pid={pid} slot={slot} requests={served}");
+    info!(
+        "worker stopping pid={pid} slot={slot} requests={served} \
+         reason={reason} rss_mb={}",
+        sys::resident_bytes() >> 20
+    );
     std::process::exit(0);
+}
+
+/// `max_requests` give or take up to 10 %, drawn from the pid, so workers
+/// started together do not all retire at once.
+fn with_jitter(max_requests: u64, pid: u32) -> u64 {
+    if max_requests == 0 {
+        return 0;
+    }
+    let spread = max_requests / 10;
+    if spread == 0 {
+        return max_requests;
+    }
+    // A multiplicative hash spreads consecutive pids over the range.
+    let draw = (pid as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    max_requests - spread + draw % (2 * spread + 1)
 }
 
 /// Reads one request from a connection, answers it, and closes it. Any
@@ -206,4 +237,20 @@ fn boot_failed(slot: usize, reason: &str) -> ! {
         std::process::id()
     );
     std::process::exit(EXIT_BOOT_FAILED);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retirement_is_spread_around_max_requests() {
+        let draws: Vec<u64> =
+            (1000..1100).map(|pid| with_jitter(1000, pid)).collect();
+        assert!(draws.iter().all(|d| (900..=1100).contains(d)));
+        let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 50, "pids spread out: {}", distinct.len());
+        assert_eq!(with_jitter(0, 1234), 0, "0 means never");
+        assert_eq!(with_jitter(5, 1234), 5, "too few to spread");
+    }
 }

@@ -54,6 +54,15 @@ impl Server {
     }
 
     pub fn start_with(source_root: &Path, workers: usize) -> Server {
+        Server::start_configured(source_root, workers, "")
+    }
+
+    /// Starts with `extra` lines added to the configuration file.
+    pub fn start_configured(
+        source_root: &Path,
+        workers: usize,
+        extra: &str,
+    ) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("imgworker-test")
             .tempdir()
@@ -75,15 +84,15 @@ impl Server {
             log,
             dir,
         };
-        server.start_imgworker(workers);
+        server.start_imgworker(workers, extra);
         server.start_nginx();
         server
     }
 
-    fn start_imgworker(&mut self, workers: usize) {
+    fn start_imgworker(&mut self, workers: usize, extra: &str) {
         let log = std::fs::File::create(&self.log).unwrap();
-        std::fs::write(self.config_path(), format!("workers = {workers}\n"))
-            .unwrap();
+        let config = format!("workers = {workers}\n{extra}");
+        std::fs::write(self.config_path(), config).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_imgworker"))
             .arg("serve")
             .arg("--config")

@@ -81,19 +81,20 @@ fn sigterm_stops_the_pool_and_removes_the_socket() {
 fn a_request_in_flight_finishes_before_the_pool_stops() {
     let mut server = Server::start_with(&corpus(), 1);
     let port = server.port;
-    // A 24 MP original at a large size takes a moment to render.
+    // A 24 MP original at a large size takes a moment to render; a fast
+    // stop (TERM) still lets it finish, as it takes well under 5 s.
     let slow = std::thread::spawn(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
             .into();
         let url = format!(
-            "http://127.0.0.1:{port}/img/w_4000,f_png/photos/milkyway-24mp-4000x6000.jpg"
+            "http://127.0.0.1:{port}/img/w_2000/photos/milkyway-24mp-4000x6000.jpg"
         );
         agent.get(&url).call().map(|r| r.status().as_u16()).unwrap_or(0)
     });
-    // Rendering takes well over a second; stop while it runs.
-    std::thread::sleep(Duration::from_millis(300));
+    // Stop while it renders.
+    std::thread::sleep(Duration::from_millis(150));
     let status = server.stop_imgworker(Signal::SIGTERM);
     assert!(status.success());
     assert_eq!(
@@ -121,4 +122,27 @@ fn a_pool_whose_workers_cannot_start_gives_up_loudly() {
     assert!(log.contains("worker boot failed"), "{log}");
     assert!(log.contains("no-such-source-root"), "{log}");
     assert!(!dir.path().join("s.sock").exists());
+}
+
+#[test]
+fn a_worker_retires_after_max_requests_and_is_replaced() {
+    let server = Server::start_configured(&corpus(), 1, "max_requests = 3\n");
+    let first = server.worker_pids();
+    for n in 0..3 {
+        let reply = server.get(&format!(
+            "/img/w_{}/photos/flickr-saw-2725x2225.jpg",
+            60 + n
+        ));
+        assert_eq!(reply.status, 200);
+    }
+    server.wait_for(
+        |s| s.log().contains("reason=max_requests"),
+        "the retirement",
+    );
+    server.wait_for(
+        |s| s.worker_pids().len() == 1 && s.worker_pids() != first,
+        "the replacement",
+    );
+    assert_eq!(server.get("/imgworker-ping").status, 200);
+    assert!(!server.log().contains("master giving up"));
 }
