@@ -11,7 +11,8 @@
 //! - `faults`: broken originals, escaping paths, bad options;
 //! - `supervision`: killed workers, malformed FastCGI, stopping;
 //! - `cases`: the shared cases of faults other servers shipped;
-//! - `operations`: status, reloads, check-config, systemd units.
+//! - `operations`: status, reloads, check-config, systemd units;
+//! - `packaging`: the Debian package and what it holds.
 
 mod harness;
 mod images;
@@ -22,4 +23,5 @@ mod cases;
 mod faults;
 mod operations;
 mod orientation;
+mod packaging;
 mod supervision;
