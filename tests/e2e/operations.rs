@@ -354,3 +354,47 @@ fn purge_and_sweep_work_on_a_live_cache() {
         "the pool serves on"
     );
 }
+
+#[test]
+fn systemd_hears_ready_status_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&notify).unwrap();
+    systemd.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args(["serve", "--workers", "2", "--socket"])
+        .arg(dir.path().join("s.sock"))
+        .arg("--source-root")
+        .arg(corpus())
+        .arg("--cache-root")
+        .arg(dir.path().join("cache"))
+        .env("NOTIFY_SOCKET", &notify)
+        .env("WATCHDOG_USEC", "1000000")
+        .env_remove("WATCHDOG_PID")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Reads notifications until one contains `wanted`.
+    let wait_for = |wanted: &str| {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = systemd.recv(&mut buf).expect("a notification in time");
+            if String::from_utf8_lossy(&buf[..n]).contains(wanted) {
+                return;
+            }
+        }
+    };
+    wait_for(
+        "READY=1\nSTATUS=workers: 2 idle, 0 busy, 0 starting; requests: 0",
+    );
+    wait_for("WATCHDOG=1");
+    nix::sys::signal::kill(pid, Signal::SIGHUP).unwrap();
+    wait_for("RELOADING=1");
+    wait_for("READY=1");
+    nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
+    wait_for("STOPPING=1");
+    assert!(child.wait().unwrap().success());
+}
