@@ -86,6 +86,10 @@ pub struct Config {
     /// Size the cache tree is kept under by `imgworker sweep`, in bytes;
     /// least recently used derivatives go first. Default: 0, no bound.
     pub cache_max_bytes: u64,
+    /// Keys for signed URLs, newest first; URLs are signed with the first
+    /// and accepted with any. Empty: signing off. Each at least 16 bytes.
+    /// Default: none.
+    pub signing_keys: Vec<String>,
     /// The pool's name on the status page. Default: `"imgworker"`.
     pub pool_name: String,
     /// Least important log lines kept: `error`, `warn`, `info`, `debug`
@@ -121,6 +125,7 @@ impl Default for Config {
             max_requests: 10_000,
             max_rss_mb: 512,
             cache_max_bytes: 0,
+            signing_keys: Vec::new(),
             pool_name: "imgworker".to_string(),
             log_level: "info".to_string(),
             request_time_limit_s: 60,
@@ -194,6 +199,17 @@ impl Config {
                 "log_level: {:?} is not one of error, warn, info, debug, trace",
                 self.log_level
             ));
+        }
+        for (n, key) in self.signing_keys.iter().enumerate() {
+            if key.len() < crate::signing::MIN_KEY_BYTES {
+                return Err(format!(
+                    "signing_keys: key {} is {} bytes; use at least {} random \
+                     bytes (openssl rand -hex 32)",
+                    n + 1,
+                    key.len(),
+                    crate::signing::MIN_KEY_BYTES
+                ));
+            }
         }
         if self.request_time_limit_s == 0 {
             return Err("request_time_limit_s: must be at least 1".into());

@@ -7,6 +7,7 @@
 //! machine, only the path the client asked for; the log line may say more.
 
 use crate::cache::CacheError;
+use crate::signing::SignatureError;
 use crate::source::SourceError;
 use crate::transform::{OptionError, RenderError};
 
@@ -22,6 +23,8 @@ pub enum Failure {
     },
     /// The options segment does not parse.
     Options(OptionError),
+    /// Signing is on and the URL's signature is missing or wrong.
+    Signature(SignatureError),
     Source {
         path: String,
         error: SourceError,
@@ -41,6 +44,7 @@ impl Failure {
             Failure::Method(_) => 405,
             Failure::BadPath { .. } => 404,
             Failure::Options(_) => 400,
+            Failure::Signature(_) => 403,
             Failure::Source { error, .. } => match error {
                 SourceError::NotFound => 404,
                 SourceError::Refused => 403,
@@ -68,6 +72,7 @@ impl Failure {
             Failure::Method(method) => format!("{method}: only GET and HEAD"),
             Failure::BadPath { path, reason } => format!("{path}: {reason}"),
             Failure::Options(err) => format!("bad option: {err}"),
+            Failure::Signature(err) => err.to_string(),
             Failure::Source { path, error } => match error {
                 SourceError::Io(_) => format!("{path}: cannot read original"),
                 error => format!("{path}: {error}"),

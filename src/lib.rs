@@ -17,6 +17,7 @@ pub mod logging;
 pub mod master;
 pub mod request;
 pub mod scoreboard;
+pub mod signing;
 pub mod source;
 pub mod status;
 pub mod sweep;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use imgworker::config::Config;
+use imgworker::signing::{self, Signer};
 use imgworker::{logging, master, sweep};
 
 #[derive(Parser)]
@@ -35,6 +36,14 @@ enum Command {
         /// Size bound in bytes (overrides `cache_max_bytes`).
         #[arg(long)]
         max_bytes: Option<u64>,
+    },
+    /// Print URL signed with the first of `signing_keys`.
+    Sign {
+        /// Configuration file (TOML) holding `signing_keys`.
+        #[arg(short, long, default_value = "/etc/imgworker/imgworker.toml")]
+        config: PathBuf,
+        /// A URL or path such as /img/w_300,f_webp/photos/a.jpg.
+        url: String,
     },
     /// Check a configuration file and exit, like `nginx -t`.
     CheckConfig {
@@ -113,6 +122,7 @@ fn main() -> ExitCode {
         Command::Sweep { roots, max_bytes } => {
             report(sweep(&roots, max_bytes))
         }
+        Command::Sign { config, url } => report(sign(&config, &url)),
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -162,6 +172,19 @@ fn sweep(roots: &RootArgs, max_bytes: Option<u64>) -> anyhow::Result<String> {
         swept.kept,
         swept.kept_bytes
     ))
+}
+
+fn sign(path: &std::path::Path, url: &str) -> anyhow::Result<String> {
+    let config = Config::load(path)?;
+    let signer = Signer::new(&config.signing_keys);
+    if !signer.enabled() {
+        anyhow::bail!("{}: signing_keys: no key to sign with", path.display());
+    }
+    signing::sign_url(&signer, url).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{url}: expected /<prefix>/<options>/<path of the original>"
+        )
+    })
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -22,6 +22,7 @@ use crate::cache::Cache;
 use crate::error::Failure;
 use crate::fastcgi;
 use crate::scoreboard::Scoreboard;
+use crate::signing::{self, Signer};
 use crate::source::{Source, SourcePath};
 use crate::status;
 use crate::sys;
@@ -41,6 +42,7 @@ pub struct Context {
     pub max_output_side: u32,
     pub board: Scoreboard,
     pub pool_name: String,
+    pub signer: Signer,
     /// A duplicate of the listening socket, to read its queue.
     pub listener: Option<std::os::unix::net::UnixListener>,
 }
@@ -109,7 +111,14 @@ fn make(
 
     // The URL: /img/<options>/<path of the original>.
     let (segment, path) = split_uri(uri)?;
-    let options = Options::parse(segment, ctx.max_output_side)
+    let (segment, signature) = signing::split_signature(segment);
+    if ctx.signer.enabled() {
+        let canonical = signing::canonical(&segment, path.as_str());
+        ctx.signer
+            .verify(&canonical, signature)
+            .map_err(Failure::Signature)?;
+    }
+    let options = Options::parse(&segment, ctx.max_output_side)
         .map_err(Failure::Options)?;
     let key =
         SourcePath::new(uri.trim_start_matches('/')).map_err(|reason| {

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::fastcgi;
 use crate::request::{self, Context};
 use crate::scoreboard::Scoreboard;
+use crate::signing::Signer;
 use crate::source::LocalSource;
 use crate::sys::{self, SignalPipe};
 use crate::transform::Settings;
@@ -213,6 +214,7 @@ fn boot(
         max_output_side: config.max_output_side,
         board,
         pool_name: config.pool_name.clone(),
+        signer: Signer::new(&config.signing_keys),
         listener: listener.try_clone().ok(),
     })
 }

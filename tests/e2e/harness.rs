@@ -155,6 +155,12 @@ impl Server {
         self.dir.path().join("imgworker.toml")
     }
 
+    /// `url` signed with `key`, by the library's own signer.
+    pub fn signer_url(key: &str, url: &str) -> String {
+        let signer = imgworker::signing::Signer::new(&[key.to_string()]);
+        imgworker::signing::sign_url(&signer, url).unwrap()
+    }
+
     /// Sends `signal` to the master.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let pid = self.imgworker.as_ref().expect("imgworker running").id();

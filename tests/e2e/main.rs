@@ -12,7 +12,8 @@
 //! - `supervision`: killed workers, malformed FastCGI, stopping;
 //! - `cases`: the shared cases of faults other servers shipped;
 //! - `operations`: status, reloads, check-config, systemd units;
-//! - `packaging`: the Debian package and what it holds.
+//! - `packaging`: the Debian package and what it holds;
+//! - `security`: signed URLs and other defences against abuse.
 
 mod harness;
 mod images;
@@ -24,4 +25,5 @@ mod faults;
 mod operations;
 mod orientation;
 mod packaging;
+mod security;
 mod supervision;

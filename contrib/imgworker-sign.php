@@ -1,0 +1,27 @@
+<?php
+// imgworker-sign.php: signs imgworker URLs from a PHP site.
+//
+// Copy this file into the site and call imgworker_sign() wherever a
+// template builds an image URL. The key is the first of imgworker's
+// signing_keys; keep it out of the web root and out of version control.
+//
+//     require 'imgworker-sign.php';
+//     echo imgworker_sign('/img/w_300,f_webp/photos/a.jpg', $key);
+//     // /img/w_300,f_webp,s_<22 characters>/photos/a.jpg
+//
+// The signature is HMAC-SHA256 over "<options>/<path>", its first 16
+// bytes in base64url without padding, added to the options as s_…
+// (see imgworker's src/signing.rs, which must agree with this file).
+
+function imgworker_sign(string $url, string $key): string
+{
+    if (!preg_match('#^(.*?)/([^/]+)/([^/]+)/(.+)$#', $url, $m)) {
+        throw new InvalidArgumentException(
+            "$url: expected /<prefix>/<options>/<path of the original>"
+        );
+    }
+    [, $origin, $prefix, $options, $path] = $m;
+    $mac = hash_hmac('sha256', "$options/$path", $key, true);
+    $signature = rtrim(strtr(base64_encode(substr($mac, 0, 16)), '+/', '-_'), '=');
+    return "$origin/$prefix/$options,s_$signature/$path";
+}
