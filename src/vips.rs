@@ -429,6 +429,34 @@ impl Image {
         wrap(if out.is_null() { -1 } else { 0 }, out, "decode")
     }
 
+    /// Removes every metadata field: EXIF (GPS, camera, dates), XMP,
+    /// IPTC, the ICC profile (the pixels are sRGB by now), comments. The
+    /// encoders' own `strip` is not enough: libvips 8.14's WebP encoder
+    /// writes EXIF and ICC chunks whatever it is told.
+    pub fn strip_metadata(&mut self) {
+        // SAFETY: live image we hold the only reference to (a fresh copy
+        // from `materialise`); vips_image_get_fields returns a
+        // NULL-terminated array we free with g_strfreev.
+        unsafe {
+            let fields = ffi::vips_image_get_fields(self.ptr());
+            if fields.is_null() {
+                return;
+            }
+            let mut names = Vec::new();
+            let mut at = fields;
+            while !(*at).is_null() {
+                names.push(CStr::from_ptr(*at).to_owned());
+                at = at.add(1);
+            }
+            ffi::g_strfreev(fields);
+            for name in names {
+                if is_metadata(&name.to_string_lossy()) {
+                    ffi::vips_image_remove(self.ptr(), name.as_ptr());
+                }
+            }
+        }
+    }
+
     /// Encodes the image; see [`Encoder`].
     pub fn encode(&self, encoder: &Encoder) -> Result<Vec<u8>> {
         let mut buf: *mut c_void = null_mut();
@@ -530,6 +558,18 @@ impl Image {
         };
         Ok(bytes)
     }
+}
+
+/// Whether a field of a libvips image is metadata to strip, as opposed to
+/// what libvips needs to write the pixels (sizes, resolution, pages).
+fn is_metadata(name: &str) -> bool {
+    name.ends_with("-data")
+        || name.starts_with("exif-")
+        || name.starts_with("xmp")
+        || name.starts_with("iptc")
+        || name.contains("comment")
+        || name == "orientation"
+        || name == "gainmap-data"
 }
 
 /// An encoder and its settings, each one an option libvips 8.14 knows.

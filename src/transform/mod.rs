@@ -13,8 +13,8 @@
 //! 6. 8-bit sRGB (or greyscale), flattened on white for JPEG;
 //! 7. pad to the box for `fit_contain`;
 //! 8. decode everything into memory, so a damaged original fails here,
-//!    as bad input, and not inside the encoder;
-//! 9. encode in the chosen format ([`output`]), metadata stripped.
+//!    as bad input, and not inside the encoder; strip all metadata;
+//! 9. encode in the chosen format ([`output`]).
 
 pub mod output;
 pub mod resize;
@@ -176,12 +176,17 @@ pub fn render(
             .map_err(RenderError::Internal)?;
     }
 
-    // 8. Decode now: errors here are the original's.
-    let image = image.materialise().map_err(RenderError::Undecodable)?;
+    // 8. Decode now: errors here are the original's. Then no metadata
+    // leaves with the pixels.
+    let mut image = image.materialise().map_err(RenderError::Undecodable)?;
+    image.strip_metadata();
 
     // 9. Encode.
     let encoder = options.output.encoder(format, &settings.qualities);
-    let bytes = image.encode(&encoder).map_err(RenderError::Internal)?;
+    let mut bytes = image.encode(&encoder).map_err(RenderError::Internal)?;
+    if format == Format::Webp {
+        bytes = output::strip_webp_metadata(bytes);
+    }
     Ok(Derivative {
         bytes,
         format,

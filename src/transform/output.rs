@@ -250,6 +250,50 @@ impl Output {
     }
 }
 
+/// Drops the EXIF, XMP and ICC chunks from a WebP file and clears their
+/// flags in its VP8X header (the WebP container specification). libvips
+/// 8.14's WebP encoder writes a small EXIF block of its own even when told
+/// to strip metadata. Bytes that do not parse as WebP come back unchanged.
+pub fn strip_webp_metadata(bytes: Vec<u8>) -> Vec<u8> {
+    const ICC: u8 = 0x20;
+    const EXIF: u8 = 0x08;
+    const XMP: u8 = 0x04;
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WEBP"
+    {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..12]);
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let tag = &bytes[at..at + 4];
+        let size =
+            u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap())
+                as usize;
+        // Chunks are padded to an even length.
+        let end = at + 8 + size + (size & 1);
+        if end > bytes.len() {
+            return bytes;
+        }
+        match tag {
+            b"EXIF" | b"XMP " | b"ICCP" => {}
+            b"VP8X" if size >= 1 => {
+                let flags_at = out.len() + 8;
+                out.extend_from_slice(&bytes[at..end]);
+                out[flags_at] &= !(ICC | EXIF | XMP);
+            }
+            _ => out.extend_from_slice(&bytes[at..end]),
+        }
+        at = end;
+    }
+    if at != bytes.len() {
+        return bytes;
+    }
+    let riff_size = (out.len() - 8) as u32;
+    out[4..8].copy_from_slice(&riff_size.to_le_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +367,48 @@ mod tests {
         for bad in ["0", "101", "-1", "+5", "", "8.5"] {
             assert!(out.parse_item("q", bad).unwrap().is_err(), "{bad}");
         }
+    }
+
+    fn chunk(tag: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut out = tag.to_vec();
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(body);
+        if body.len() % 2 == 1 {
+            out.push(0);
+        }
+        out
+    }
+
+    fn webp(chunks: &[Vec<u8>]) -> Vec<u8> {
+        let body: Vec<u8> = chunks.concat();
+        let mut out = b"RIFF".to_vec();
+        out.extend_from_slice(&(body.len() as u32 + 4).to_le_bytes());
+        out.extend_from_slice(b"WEBP");
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn webp_metadata_chunks_and_their_flags_are_dropped() {
+        let vp8x = chunk(b"VP8X", &[0x2c, 0, 0, 0, 9, 0, 0, 9, 0, 0]);
+        let image = chunk(b"VP8 ", b"pixels!");
+        let with = webp(&[
+            vp8x.clone(),
+            chunk(b"ICCP", b"profile"),
+            image.clone(),
+            chunk(b"EXIF", b"gps"),
+            chunk(b"XMP ", b"<x/>"),
+        ]);
+        let mut bare_vp8x = vp8x;
+        bare_vp8x[8] = 0;
+        assert_eq!(strip_webp_metadata(with), webp(&[bare_vp8x, image]));
+    }
+
+    #[test]
+    fn bytes_that_are_not_webp_are_left_alone() {
+        let junk = b"RIFF\x10\0\0\0WEBPVP8 \xff\xff".to_vec();
+        assert_eq!(strip_webp_metadata(junk.clone()), junk);
+        assert_eq!(strip_webp_metadata(b"GIF89a".to_vec()), b"GIF89a");
     }
 
     #[test]

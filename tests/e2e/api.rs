@@ -119,3 +119,32 @@ fn auto_format_follows_the_accept_header() {
         }
     }
 }
+
+#[test]
+fn no_metadata_leaves_with_the_pixels() {
+    let server = Server::start(&corpus());
+    // A phone photo with GPS in its EXIF and a Display P3 profile, and a
+    // WebP original with EXIF of its own.
+    let originals = [
+        "photos/iphonexs-p3-orient6-4032x3024.jpg",
+        "orientation/webp-exif-orient6-521x391.webp",
+    ];
+    let markers: [&[u8]; 7] =
+        [b"Exif", b"EXIF", b"ICC_PROFILE", b"iCCP", b"ICCP", b"XMP ", b"GPS"];
+    for original in originals {
+        for format in ["jpeg", "png", "webp", "avif", "gif"] {
+            let reply =
+                server.get(&format!("/img/w_120,f_{format}/{original}"));
+            assert_eq!(reply.status, 200);
+            for marker in markers {
+                let found =
+                    reply.body.windows(marker.len()).any(|w| w == marker);
+                assert!(
+                    !found,
+                    "f_{format} of {original} carries {:?}",
+                    String::from_utf8_lossy(marker)
+                );
+            }
+        }
+    }
+}
