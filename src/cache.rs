@@ -36,7 +36,11 @@
 //!
 //! # Where it falls short
 //!
-//! The tree has no size bound and nothing removes stale derivatives yet.
+//! The original's modification time is not part of the key, so a changed
+//! original's derivatives stay until `imgworker sweep` or `purge` removes
+//! them (see the sweep module). A URL whose file name would be too long,
+//! or would clash with a directory made for another URL, is answered but
+//! not stored, and so is rendered every time.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -81,6 +85,11 @@ impl Stored {
 pub enum CacheError {
     /// The cache's file system is full (ENOSPC or EDQUOT).
     Full(PathBuf),
+    /// The URL makes a name the file system cannot hold: too long, or
+    /// clashing with a directory made for another URL (`a.jpg.jpg` the
+    /// derivative of `a.jpg`, and `a.jpg.jpg/` the directory of
+    /// `a.jpg.jpg/b.jpg`'s). The derivative is served but not stored.
+    Unstorable(PathBuf, io::Error),
     Io(PathBuf, io::Error),
 }
 
@@ -89,6 +98,9 @@ impl std::fmt::Display for CacheError {
         match self {
             CacheError::Full(path) => {
                 write!(f, "{}: no space left in the cache", path.display())
+            }
+            CacheError::Unstorable(path, err) => {
+                write!(f, "{}: cannot be stored: {err}", path.display())
             }
             CacheError::Io(path, err) => {
                 write!(f, "{}: cannot write derivative: {err}", path.display())
@@ -113,6 +125,7 @@ impl Cache {
     }
 
     /// Writes a derivative where Nginx will find it, whole or not at all.
+    /// On failure, directories made for it and left empty are removed.
     pub fn store(
         &self,
         path: &Path,
@@ -122,17 +135,54 @@ impl Cache {
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
                 CacheError::Full(path.to_path_buf())
             }
+            Some(libc::ENAMETOOLONG)
+            | Some(libc::ENOTDIR)
+            | Some(libc::EEXIST)
+            | Some(libc::EISDIR) => {
+                CacheError::Unstorable(path.to_path_buf(), err)
+            }
             _ => CacheError::Io(path.to_path_buf(), err),
         };
         let dir = path.parent().expect("a derivative path has a directory");
-        std::fs::create_dir_all(dir).map_err(fail)?;
+        let mut result = self.store_in(dir, path, bytes);
+        // A sweep may have removed the directory between the two steps.
+        if matches!(&result, Err(err) if err.kind() == io::ErrorKind::NotFound)
+        {
+            result = self.store_in(dir, path, bytes);
+        }
+        result.map_err(|err| {
+            self.remove_empty_parents(dir);
+            fail(err)
+        })
+    }
 
+    fn store_in(
+        &self,
+        dir: &Path,
+        path: &Path,
+        bytes: &[u8],
+    ) -> io::Result<Stored> {
+        std::fs::create_dir_all(dir)?;
         match sys::create_unnamed(dir) {
-            Ok(file) => self.store_unnamed(file, path, bytes).map_err(fail),
+            Ok(file) => self.store_unnamed(file, path, bytes),
             Err(err) if sys::unnamed_unsupported(&err) => {
-                self.store_renamed(path, bytes).map_err(fail)
+                self.store_renamed(path, bytes)
             }
-            Err(err) => Err(fail(err)),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Removes `dir` and its parents below the root while they are empty.
+    fn remove_empty_parents(&self, dir: &Path) {
+        let mut dir = dir;
+        while dir.starts_with(&self.root) && dir != self.root {
+            if std::fs::remove_dir(dir).is_err() {
+                return;
+            }
+            match dir.parent() {
+                Some(parent) => dir = parent,
+                None => return,
+            }
         }
     }
 
@@ -229,6 +279,24 @@ mod tests {
         cache.store(&path, b"second").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         assert_eq!(names(path.parent().unwrap()), ["a.jpg.jpg"]);
+    }
+
+    #[test]
+    fn a_name_that_cannot_be_stored_leaves_no_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path(), false);
+        let long = "n".repeat(300);
+        let path = cache.path_of(&format!("img/w_1/dir/{long}"), "jpg");
+        let err = cache.store(&path, b"x").unwrap_err();
+        assert!(matches!(err, CacheError::Unstorable(..)), "{err}");
+        assert!(!root.path().join("img").exists(), "no empty directories");
+
+        // a.jpg's derivative is a file where a.jpg.jpg/ needs a directory.
+        let file = cache.path_of("img/w_1/a.jpg", "jpg");
+        cache.store(&file, b"x").unwrap();
+        let under = cache.path_of("img/w_1/a.jpg.jpg/b.jpg", "jpg");
+        let err = cache.store(&under, b"x").unwrap_err();
+        assert!(matches!(err, CacheError::Unstorable(..)), "{err}");
     }
 
     #[test]

@@ -61,6 +61,7 @@ impl Failure {
             },
             Failure::Cache(CacheError::Full(_)) => 503,
             Failure::Cache(CacheError::Io(..)) => 500,
+            Failure::Cache(CacheError::Unstorable(..)) => 500,
             Failure::Misconfigured(_) => 500,
         }
     }
@@ -70,7 +71,10 @@ impl Failure {
     pub fn public_reason(&self) -> String {
         match self {
             Failure::Method(method) => format!("{method}: only GET and HEAD"),
-            Failure::BadPath { path, reason } => format!("{path}: {reason}"),
+            // The path is the client's own, and may hold line breaks.
+            Failure::BadPath { path, reason } => {
+                format!("{}: {reason}", path.escape_debug())
+            }
             Failure::Options(err) => format!("bad option: {err}"),
             Failure::Signature(err) => err.to_string(),
             Failure::Source { path, error } => match error {
@@ -83,9 +87,7 @@ impl Failure {
             Failure::Cache(CacheError::Full(_)) => {
                 "cache is full, try again later".to_string()
             }
-            Failure::Cache(CacheError::Io(..)) => {
-                "cannot store the derivative".to_string()
-            }
+            Failure::Cache(_) => "cannot store the derivative".to_string(),
             Failure::Misconfigured(_) => "server misconfigured".to_string(),
         }
     }

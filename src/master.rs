@@ -7,8 +7,9 @@
 //! stuck on one request, start missing workers, tell systemd how the pool
 //! is doing.
 //!
-//! A worker that dies is replaced; one that dies soon after starting is
-//! replaced after a growing delay (0.1 s, doubling, at most 10 s). If
+//! A worker that dies is replaced; one that dies before it is ready to
+//! serve is replaced after a growing delay (0.1 s, doubling, at most
+//! 10 s). If
 //! workers keep dying at start-up, or one reports that it cannot start at
 //! all, the master stops the pool and exits with an error instead of
 //! looping; after a reload it goes back to the previous workers instead.
@@ -33,9 +34,6 @@ use crate::scoreboard::{self, Scoreboard, State};
 use crate::sys::{self, Forked, SignalPipe};
 use crate::{logging, worker};
 
-/// A worker that dies sooner than this after starting counts as failing
-/// at start-up.
-const EARLY_DEATH: Duration = Duration::from_secs(2);
 /// Start-up failures in a row before the master gives up.
 const MAX_EARLY_DEATHS: u32 = 5;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -321,8 +319,10 @@ impl Master {
                 continue;
             };
             let worker = self.workers.remove(index);
+            // A worker that reached its accept loop has published its pid.
+            let was_ready = self.board.view(worker.slot).pid != 0;
             self.board.release(worker.slot);
-            self.after_exit(&worker, status)?;
+            self.after_exit(&worker, status, was_ready)?;
         }
     }
 
@@ -330,6 +330,7 @@ impl Master {
         &mut self,
         worker: &Worker,
         status: WaitStatus,
+        was_ready: bool,
     ) -> anyhow::Result<()> {
         let uptime = worker.started.elapsed();
         let fields = format!(
@@ -356,10 +357,10 @@ impl Master {
         if worker.retiring || worker.generation != self.generation {
             return Ok(());
         }
-        // A worker that exits 0 on its own is retiring (max_requests,
-        // max_rss_mb): replace it at once, whatever its age.
-        let clean = matches!(status, WaitStatus::Exited(_, 0));
-        if uptime < EARLY_DEATH && !clean {
+        // Only a worker that died before it was ready failed to start; one
+        // killed while serving (a crash in a decoder, the OOM killer) is
+        // replaced at once, however young.
+        if !was_ready {
             self.early_deaths += 1;
             if self.early_deaths >= MAX_EARLY_DEATHS {
                 error!(
@@ -404,7 +405,7 @@ impl Master {
             return Ok(());
         }
         error!("worker boot failed {fields}; master giving up");
-        bail!("a worker could not start; see the line above");
+        bail!("a worker could not start; see the \"worker boot failed\" line");
     }
 
     fn spawn_missing_workers(&mut self) -> anyhow::Result<()> {

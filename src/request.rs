@@ -18,7 +18,7 @@
 
 use std::time::Instant;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheError};
 use crate::error::Failure;
 use crate::fastcgi;
 use crate::scoreboard::Scoreboard;
@@ -66,7 +66,10 @@ impl Answer {
 /// Answers one request.
 pub fn answer(ctx: &Context, request: &fastcgi::Request) -> Answer {
     let started = Instant::now();
-    let uri = request.param_str("DOCUMENT_URI").unwrap_or("").to_string();
+    let uri = match request.param("DOCUMENT_URI") {
+        Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        None => String::new(),
+    };
     let head = request.param_str("REQUEST_METHOD") == Some("HEAD");
     let endpoint = request.param_str("IMGWORKER_ENDPOINT");
     let mut answer = match endpoint {
@@ -80,7 +83,7 @@ pub fn answer(ctx: &Context, request: &fastcgi::Request) -> Answer {
         answer.body.clear();
     }
     answer.summary = format!(
-        "status={} ms={} uri={uri} {}",
+        "status={} ms={} uri={uri:?} {}",
         answer.status,
         started.elapsed().as_millis(),
         answer.summary
@@ -141,8 +144,15 @@ fn make(
 
     // Stored where Nginx looks next time.
     let file = ctx.cache.path_of(key.as_str(), derivative.format.extension());
-    let stored =
-        ctx.cache.store(&file, &derivative.bytes).map_err(Failure::Cache)?;
+    let (stored, cache_note) = match ctx.cache.store(&file, &derivative.bytes)
+    {
+        Ok(stored) => (Some(stored), "miss".to_string()),
+        // Answer anyway; this URL will be rendered every time.
+        Err(err @ CacheError::Unstorable(..)) => {
+            (None, format!("unstorable reason={:?}", err.to_string()))
+        }
+        Err(err) => return Err(Failure::Cache(err)),
+    };
 
     let cache_control = request
         .param_str("IMGWORKER_CACHE_CONTROL")
@@ -151,16 +161,18 @@ fn make(
         ("Content-Type", derivative.format.mime_type().to_string()),
         ("Content-Length", derivative.bytes.len().to_string()),
         ("Cache-Control", cache_control.to_string()),
-        ("ETag", stored.etag()),
-        ("Last-Modified", stored.last_modified()),
         ("X-Content-Type-Options", "nosniff".to_string()),
         ("X-Imgworker", "miss".to_string()),
     ];
+    if let Some(stored) = stored {
+        headers.push(("ETag", stored.etag()));
+        headers.push(("Last-Modified", stored.last_modified()));
+    }
     if options.output.varies_with_accept() {
         headers.push(("Vary", "Accept".to_string()));
     }
     let summary = format!(
-        "cache=miss src={}x{} out={}x{} format={} bytes={}",
+        "cache={cache_note} src={}x{} out={}x{} format={} bytes={}",
         derivative.source_width,
         derivative.source_height,
         derivative.width,
@@ -235,6 +247,9 @@ fn refuse(failure: &Failure) -> Answer {
     ];
     if status == 503 {
         headers.push(("Retry-After", "10".to_string()));
+    }
+    if status == 405 {
+        headers.push(("Allow", "GET, HEAD".to_string()));
     }
     Answer {
         status,

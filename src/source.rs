@@ -133,6 +133,12 @@ impl LocalSource {
             io::Error::new(err.kind(), format!("{}: {err}", root.display()))
         })?;
         let real_root = std::fs::read_link(fd_path(&root))?;
+        if !root.metadata()?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{}: not a directory", real_root.display()),
+            ));
+        }
         Ok(LocalSource { root, real_root, max_bytes })
     }
 
@@ -142,7 +148,11 @@ impl LocalSource {
     fn open_file(&self, path: &Path) -> io::Result<File> {
         match sys::open_beneath(&self.root, path) {
             Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => {
-                let file = File::open(self.real_root.join(path))?;
+                use std::os::unix::fs::OpenOptionsExt;
+                let file = File::options()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(self.real_root.join(path))?;
                 let real = std::fs::read_link(fd_path(&file))?;
                 if !real.starts_with(&self.real_root) {
                     return Err(io::Error::from_raw_os_error(libc::EXDEV));
@@ -164,20 +174,22 @@ impl Source for LocalSource {
     fn fetch(&self, path: &SourcePath) -> Result<Original, SourceError> {
         let file = self.open_file(Path::new(path.as_str())).map_err(
             |err| match err.raw_os_error() {
-                Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
-                    SourceError::NotFound
-                }
-                // EXDEV: the path would leave the root; ELOOP: too many
-                // links; EACCES: not ours to read.
-                Some(libc::EXDEV) | Some(libc::ELOOP) | Some(libc::EACCES) => {
-                    SourceError::Refused
-                }
+                // No such file, a name too long to be one, a symlink loop.
+                Some(libc::ENOENT)
+                | Some(libc::ENOTDIR)
+                | Some(libc::ENAMETOOLONG)
+                | Some(libc::ELOOP) => SourceError::NotFound,
+                // EXDEV: the path would leave the root (RESOLVE_BENEATH
+                // also refuses absolute symlinks, even to inside it);
+                // EACCES: not ours to read.
+                Some(libc::EXDEV) | Some(libc::EACCES) => SourceError::Refused,
                 _ => SourceError::Io(err),
             },
         )?;
         let meta = file.metadata().map_err(SourceError::Io)?;
+        // Directories, FIFOs, devices and sockets are not originals.
         if !meta.is_file() {
-            return Err(SourceError::Refused);
+            return Err(SourceError::NotFound);
         }
         if meta.len() > self.max_bytes {
             return Err(SourceError::TooLarge {

@@ -182,12 +182,16 @@ pub fn systemd_listener() -> io::Result<Option<UnixListener>> {
 /// Opens `path` for reading beneath the directory `root`, letting the
 /// kernel refuse any resolution that would leave it (`..`, absolute
 /// symlinks, symlinks pointing outside): openat2(2) with RESOLVE_BENEATH.
+/// O_NONBLOCK keeps a FIFO from blocking the open; reads of regular files
+/// ignore it.
 pub fn open_beneath(root: &File, path: &Path) -> io::Result<File> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY)
-        .resolve(
-            ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS,
-        );
+    let flags = OFlag::O_RDONLY
+        | OFlag::O_CLOEXEC
+        | OFlag::O_NOCTTY
+        | OFlag::O_NONBLOCK;
+    let how = OpenHow::new().flags(flags).resolve(
+        ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+    );
     let fd = nix::fcntl::openat2(root.as_raw_fd(), path, how)?;
     // SAFETY: openat2 returned a new descriptor that nothing else owns.
     Ok(unsafe { File::from_raw_fd(fd) })

@@ -51,7 +51,7 @@ fn take_error(operation: &'static str) -> VipsError {
         .lines()
         .map(str::trim)
         .find(|line| !line.is_empty())
-        .unwrap_or("failed without saying why")
+        .unwrap_or("the decoder gave up without a reason")
         .to_string();
     VipsError { operation, message }
 }

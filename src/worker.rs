@@ -50,8 +50,8 @@ pub fn run(
         Ok(ctx) => ctx,
         Err(reason) => boot_failed(slot, &reason),
     };
-    info!("worker started pid={pid} slot={slot} vips={}", vips::version());
     board.ready(slot, pid);
+    info!("worker started pid={pid} slot={slot} vips={}", vips::version());
 
     let limits = fastcgi::Limits::default();
     let retire_after = with_jitter(config.max_requests, pid);

@@ -38,7 +38,8 @@ impl OptionError {
 
 impl std::fmt::Display for OptionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
+        // The key comes from the URL: no line breaks into a log or a body.
+        write!(f, "{}: {}", self.key.escape_debug(), self.reason)
     }
 }
 
@@ -58,7 +59,15 @@ impl Options {
         let mut options = Options::default();
         let mut seen: Vec<&str> = Vec::new();
         for item in segment.split(',') {
-            let Some((key, value)) = item.split_once('_') else {
+            if item.is_empty() {
+                return Err(OptionError::new(
+                    "options",
+                    "empty option (a doubled or trailing comma)",
+                ));
+            }
+            let Some((key, value)) =
+                item.split_once('_').filter(|(key, _)| !key.is_empty())
+            else {
                 return Err(OptionError::new(
                     item,
                     "not an option: options are key_value, such as w_300",
@@ -221,13 +230,19 @@ fn jpeg_shrink(shrink: f64) -> u32 {
     }
 }
 
-/// `VipsForeignLoadSvgBuffer` → `svg`, for error messages.
+/// `VipsForeignLoadSvgBuffer` → `SVG`, for error messages.
 fn loader_name(loader: &str) -> String {
-    loader
+    let name = loader
         .trim_start_matches("VipsForeignLoad")
         .trim_end_matches("Buffer")
         .trim_end_matches("Source")
-        .to_ascii_lowercase()
+        .to_ascii_lowercase();
+    match name.as_str() {
+        // ImageMagick reads BMP, ICO, PSD and more for libvips; imgworker
+        // does not let it (untrusted operations are blocked).
+        "magick" | "magick7" => "BMP, ICO and other ImageMagick".into(),
+        other => other.to_ascii_uppercase(),
+    }
 }
 
 #[cfg(test)]
@@ -255,8 +270,16 @@ mod tests {
         assert_eq!(err.to_string(), "w: given more than once");
         let err = Options::parse("w300", 4096).unwrap_err();
         assert!(err.to_string().starts_with("w300: not an option"));
+        let err = Options::parse("w_300,", 4096).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "options: empty option (a doubled or trailing comma)"
+        );
         assert!(Options::parse("", 4096).is_err());
-        assert!(Options::parse("w_300,", 4096).is_err());
+        let err = Options::parse("_300", 4096).unwrap_err();
+        assert!(err.to_string().starts_with("_300: not an option"), "{err}");
+        let err = Options::parse("w\n_300", 4096).unwrap_err();
+        assert!(err.to_string().starts_with("w\\n: unknown option"), "{err}");
     }
 
     #[test]
@@ -269,6 +292,10 @@ mod tests {
 
     #[test]
     fn loader_names_are_short() {
-        assert_eq!(loader_name("VipsForeignLoadSvgBuffer"), "svg");
+        assert_eq!(loader_name("VipsForeignLoadSvgBuffer"), "SVG");
+        assert_eq!(
+            loader_name("VipsForeignLoadMagickBuffer"),
+            "BMP, ICO and other ImageMagick"
+        );
     }
 }

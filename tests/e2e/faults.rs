@@ -168,3 +168,76 @@ fn a_missing_original_is_404() {
     assert_eq!(reply.status, 404);
     assert_eq!(reply.text(), "photos/no-such-photo.jpg: no such original\n");
 }
+
+#[test]
+fn other_methods_get_405_with_allow_on_hits_and_misses() {
+    let server = Server::start(&corpus());
+    let url = format!("http://127.0.0.1:{}{GOOD}", server.port);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    // A body larger than the worker would ever read.
+    let body = vec![b'x'; 200_000];
+    for round in ["miss", "hit"] {
+        let mut reply = agent.post(&url).send(&body[..]).unwrap();
+        assert_eq!(reply.status().as_u16(), 405, "{round}");
+        assert_eq!(reply.headers().get("allow").unwrap(), "GET, HEAD");
+        let text = reply.body_mut().read_to_string().unwrap();
+        assert_eq!(text, "POST: only GET and HEAD\n", "{round}");
+        // Make the derivative for the second round.
+        assert_eq!(server.get(GOOD).status, 200);
+    }
+}
+
+#[test]
+fn names_the_file_system_cannot_hold_are_404_or_served_unstored() {
+    let originals = Originals::new();
+    // 255 bytes: a valid name whose derivative name (+ ".jpg") is too long.
+    let long = format!("{}.jpg", "n".repeat(251));
+    originals.add(&long, &corpus().join("photos/flickr-saw-2725x2225.jpg"));
+    let server = Server::start(&originals.root);
+    let too_long = format!("/img/w_10/{}.jpg", "b".repeat(256));
+    assert_eq!(server.get(&too_long).status, 404);
+    for _ in 0..2 {
+        let reply = server.get(&format!("/img/w_10/{long}"));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-imgworker"), Some("miss"), "never stored");
+    }
+    assert_eq!(server.cache_files(), Vec::<String>::new());
+    assert!(server.log().contains("cache=unstorable"));
+}
+
+#[test]
+fn a_fifo_or_a_directory_is_not_an_original() {
+    let originals = Originals::new();
+    nix::unistd::mkfifo(
+        &originals.root.join("fifo.jpg"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .unwrap();
+    std::fs::create_dir(originals.root.join("dir.jpg")).unwrap();
+    let server = Server::start_with(&originals.root, 1);
+    let started = std::time::Instant::now();
+    assert_eq!(server.get("/img/w_10/fifo.jpg").status, 404);
+    assert_eq!(server.get("/img/w_10/dir.jpg").status, 404);
+    assert!(started.elapsed().as_secs() < 5, "the worker did not block");
+}
+
+#[test]
+fn a_url_cannot_forge_log_lines_or_multi_line_answers() {
+    let server = Server::start(&corpus());
+    let forged = "/img/w_20%0a2026-12-03T17:40:00.000Z%20ERROR%20worker%20killed%20pid=1/x.jpg";
+    let reply = server.get(forged);
+    assert!((400..500).contains(&reply.status));
+    assert_eq!(reply.text().lines().count(), 1, "{:?}", reply.text());
+    let reply = server.get("/img/w_20/nl%0Ax.jpg");
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.text().lines().count(), 1, "{:?}", reply.text());
+    assert!(
+        !server
+            .log()
+            .lines()
+            .any(|l| l.starts_with("2026-12-03T17:40:00.000Z"))
+    );
+}

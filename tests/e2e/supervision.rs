@@ -146,3 +146,20 @@ fn a_worker_retires_after_max_requests_and_is_replaced() {
     assert_eq!(server.get("/imgworker-ping").status, 200);
     assert!(!server.log().contains("master giving up"));
 }
+
+#[test]
+fn workers_killed_one_after_another_never_make_the_master_give_up() {
+    let server = Server::start_with(&corpus(), 1);
+    // Six deaths in quick succession, each of a worker that was serving:
+    // not start-up failures, however young the worker.
+    for _ in 0..6 {
+        let victim = server.worker_pids()[0];
+        kill(Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
+        server.wait_for(
+            |s| matches!(s.worker_pids().as_slice(), [pid] if *pid != victim),
+            "a replacement",
+        );
+    }
+    assert!(!server.log().contains("giving up"), "{}", server.log());
+    assert_eq!(server.get(GOOD).status, 200);
+}
