@@ -34,6 +34,15 @@
 //! and are renamed; a worker killed in that window leaves the hidden file,
 //! which Nginx never serves (no URL ends in `.tmp`).
 //!
+//! Concurrent requests for the same new derivative do not all render it:
+//! a worker takes an exclusive lock (flock(2)) for the derivative's URL
+//! before rendering, and a worker that had to wait for it first looks for
+//! the file the other one made, and answers with that. The locks are 256
+//! files in `.locks/` under the cache root, chosen by a hash of the URL,
+//! so two unrelated URLs that share a lock file wait for each other; that
+//! is rare and short. If a lock cannot be taken the worker renders
+//! anyway: the write-then-link above keeps the file whole either way.
+//!
 //! # Where it falls short
 //!
 //! The original's modification time is not part of the key, so a changed
@@ -122,6 +131,38 @@ impl Cache {
     /// no leading slash) in `extension`'s format.
     pub fn path_of(&self, uri: &str, extension: &str) -> PathBuf {
         self.root.join(format!("{uri}.{extension}"))
+    }
+
+    /// Takes the render lock of `uri`, waiting while another worker holds
+    /// it; released when the guard is dropped.
+    pub fn lock(&self, uri: &str) -> io::Result<RenderLock> {
+        let dir = self.root.join(".locks");
+        let path = dir.join(format!("{:02x}.lock", bucket(uri)));
+        let open = || File::options().create(true).append(true).open(&path);
+        let file = match open() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir)?;
+                open()?
+            }
+            other => other?,
+        };
+        sys::lock_exclusive(&file)?;
+        Ok(RenderLock { _file: file })
+    }
+
+    /// The derivative of `uri` another worker made, if any: the first of
+    /// `extensions` that exists, with its bytes.
+    pub fn existing(
+        &self,
+        uri: &str,
+        extensions: &[&str],
+    ) -> Option<(usize, Vec<u8>, Stored)> {
+        extensions.iter().enumerate().find_map(|(index, extension)| {
+            let mut file = File::open(self.path_of(uri, extension)).ok()?;
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+            Some((index, bytes, stored(&file).ok()?))
+        })
     }
 
     /// Writes a derivative where Nginx will find it, whole or not at all.
@@ -231,6 +272,19 @@ impl Cache {
     }
 }
 
+/// Held while a worker renders one URL; see [`Cache::lock`].
+pub struct RenderLock {
+    _file: File,
+}
+
+/// Which of the 256 lock files guards `uri` (FNV-1a).
+fn bucket(uri: &str) -> u8 {
+    let hash = uri.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+        (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash >> 56) as u8
+}
+
 fn stored(file: &File) -> io::Result<Stored> {
     let meta = file.metadata()?;
     Ok(Stored { modified: meta.modified()?, len: meta.len() })
@@ -297,6 +351,30 @@ mod tests {
         let under = cache.path_of("img/w_1/a.jpg.jpg/b.jpg", "jpg");
         let err = cache.store(&under, b"x").unwrap_err();
         assert!(matches!(err, CacheError::Unstorable(..)), "{err}");
+    }
+
+    #[test]
+    fn a_second_worker_waits_for_the_lock_then_finds_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path(), false);
+        let uri = "img/w_1/a.jpg";
+        let held = cache.lock(uri).unwrap();
+        let waiter = {
+            let root = root.path().to_path_buf();
+            std::thread::spawn(move || {
+                let cache = Cache::new(&root, false);
+                let _lock = cache.lock(uri).unwrap();
+                cache.existing(uri, &["png", "webp"])
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        cache.store(&cache.path_of(uri, "webp"), b"made once").unwrap();
+        drop(held);
+        let (index, bytes, stored) = waiter.join().unwrap().expect("found");
+        assert_eq!(
+            (index, bytes.as_slice(), stored.len),
+            (1, &b"made once"[..], 9)
+        );
     }
 
     #[test]

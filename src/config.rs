@@ -62,6 +62,9 @@ pub struct Config {
     /// Largest original, in pixels, checked from the header before any
     /// decoding. Default: 100000000 (100 MP).
     pub max_source_pixels: u64,
+    /// Largest derivative, in pixels (width × height), checked before any
+    /// decoding. Default: 25000000 (25 MP).
+    pub max_output_pixels: u64,
     /// Largest width or height a URL may ask for, in pixels.
     /// Default: 4096.
     pub max_output_side: u32,
@@ -116,6 +119,7 @@ impl Default for Config {
             vips_concurrency: 1,
             max_source_bytes: 50 * 1024 * 1024,
             max_source_pixels: 100_000_000,
+            max_output_pixels: 25_000_000,
             max_output_side: 4096,
             fail_on: FailOn::Warning,
             jpeg_quality: 80,

@@ -18,7 +18,7 @@
 
 use std::time::Instant;
 
-use crate::cache::{Cache, CacheError};
+use crate::cache::{Cache, CacheError, Stored};
 use crate::error::Failure;
 use crate::fastcgi;
 use crate::scoreboard::Scoreboard;
@@ -26,6 +26,7 @@ use crate::signing::{self, Signer};
 use crate::source::{Source, SourcePath};
 use crate::status;
 use crate::sys;
+use crate::transform::output::Format;
 use crate::transform::{self, Options, Settings};
 
 /// The URL prefix of the native API.
@@ -128,12 +129,48 @@ fn make(
             Failure::BadPath { path: uri.to_string(), reason }
         })?;
 
+    // One render per derivative: wait for a worker making it already,
+    // then answer with its file if it made one.
+    let accept = request.param_str("HTTP_ACCEPT").unwrap_or("");
+    let _lock = ctx.cache.lock(key.as_str()).map_err(|err| {
+        log::warn!(
+            "render lock failed uri={uri:?} error={:?}",
+            err.to_string()
+        )
+    });
+    let candidates = options.output.candidates(accept);
+    let extensions: Vec<&str> =
+        candidates.iter().map(|format| format.extension()).collect();
+    if let Some((index, bytes, stored)) =
+        ctx.cache.existing(key.as_str(), &extensions)
+    {
+        let format = candidates[index];
+        let summary = format!(
+            "cache=made-meanwhile format={} bytes={}",
+            format.extension(),
+            bytes.len()
+        );
+        let headers = derivative_headers(
+            request,
+            &options,
+            format,
+            bytes.len(),
+            Some(stored),
+        );
+        return Ok(Answer {
+            status: 200,
+            headers,
+            body: bytes,
+            summary,
+            rendered: false,
+        });
+    }
+
     // The original, and the derivative.
     let original = ctx
         .source
         .fetch(&path)
         .map_err(|error| Failure::Source { path: path.to_string(), error })?;
-    let accept = request.param_str("HTTP_ACCEPT").unwrap_or("");
     let derivative =
         transform::render(&original, &options, accept, &ctx.settings)
             .map_err(|error| Failure::Render {
@@ -154,23 +191,13 @@ fn make(
         Err(err) => return Err(Failure::Cache(err)),
     };
 
-    let cache_control = request
-        .param_str("IMGWORKER_CACHE_CONTROL")
-        .unwrap_or(DEFAULT_CACHE_CONTROL);
-    let mut headers = vec![
-        ("Content-Type", derivative.format.mime_type().to_string()),
-        ("Content-Length", derivative.bytes.len().to_string()),
-        ("Cache-Control", cache_control.to_string()),
-        ("X-Content-Type-Options", "nosniff".to_string()),
-        ("X-Imgworker", "miss".to_string()),
-    ];
-    if let Some(stored) = stored {
-        headers.push(("ETag", stored.etag()));
-        headers.push(("Last-Modified", stored.last_modified()));
-    }
-    if options.output.varies_with_accept() {
-        headers.push(("Vary", "Accept".to_string()));
-    }
+    let headers = derivative_headers(
+        request,
+        &options,
+        derivative.format,
+        derivative.bytes.len(),
+        stored,
+    );
     let summary = format!(
         "cache={cache_note} src={}x{} out={}x{} format={} bytes={}",
         derivative.source_width,
@@ -217,6 +244,34 @@ fn report(
         summary: format!("endpoint={}", endpoint.unwrap_or("")),
         rendered: false,
     }
+}
+
+/// The headers of a derivative, the ones Nginx gives its file as a hit.
+fn derivative_headers(
+    request: &fastcgi::Request,
+    options: &Options,
+    format: Format,
+    len: usize,
+    stored: Option<Stored>,
+) -> Vec<(&'static str, String)> {
+    let cache_control = request
+        .param_str("IMGWORKER_CACHE_CONTROL")
+        .unwrap_or(DEFAULT_CACHE_CONTROL);
+    let mut headers = vec![
+        ("Content-Type", format.mime_type().to_string()),
+        ("Content-Length", len.to_string()),
+        ("Cache-Control", cache_control.to_string()),
+        ("X-Content-Type-Options", "nosniff".to_string()),
+        ("X-Imgworker", "miss".to_string()),
+    ];
+    if let Some(stored) = stored {
+        headers.push(("ETag", stored.etag()));
+        headers.push(("Last-Modified", stored.last_modified()));
+    }
+    if options.output.varies_with_accept() {
+        headers.push(("Vary", "Accept".to_string()));
+    }
+    headers
 }
 
 /// Splits `/img/<options>/<path>` into the options segment and the path

@@ -232,6 +232,22 @@ pub fn unnamed_unsupported(err: &io::Error) -> bool {
     )
 }
 
+/// Waits for an exclusive flock(2) on `file`. The lock goes with the open
+/// file: closing it, or the process dying, releases it.
+pub fn lock_exclusive(file: &File) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
 /// The permissions of a socket file the master made.
 pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     nix::sys::stat::fchmodat(

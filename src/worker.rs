@@ -23,7 +23,6 @@ use crate::signing::Signer;
 use crate::source::LocalSource;
 use crate::sys::{self, SignalPipe};
 use crate::transform::Settings;
-use crate::transform::output::Qualities;
 use crate::vips;
 
 /// Exit status of a worker that could not start: the master stops rather
@@ -202,15 +201,7 @@ fn boot(
     Ok(Context {
         source: Box::new(source),
         cache: Cache::new(cache_root, config.cache_fsync),
-        settings: Settings {
-            max_source_pixels: config.max_source_pixels,
-            fail_on: config.fail_on.as_vips(),
-            qualities: Qualities {
-                jpeg: config.jpeg_quality,
-                webp: config.webp_quality,
-                avif: config.avif_quality,
-            },
-        },
+        settings: Settings::from_config(config),
         max_output_side: config.max_output_side,
         board,
         pool_name: config.pool_name.clone(),

@@ -6,7 +6,8 @@
 //! 1. identify the format from the bytes and check it is one we take;
 //! 2. read the header only, and refuse originals over the pixel limit
 //!    before anything is decoded;
-//! 3. plan the resize in upright coordinates ([`resize`]);
+//! 3. plan the resize in upright coordinates ([`resize`]), and refuse
+//!    derivatives over the output pixel limit;
 //! 4. load, shrinking JPEGs in the decoder (shrink-on-load) so a 24 MP
 //!    photo is never decoded whole for a small derivative;
 //! 5. resize with libvips' thumbnail: EXIF orientation, ICC to sRGB;
@@ -99,6 +100,8 @@ pub enum RenderError {
     Unsupported(String),
     /// More pixels than `max_source_pixels`.
     TooManyPixels { width: i32, height: i32, limit: u64 },
+    /// A derivative larger than `max_output_pixels`.
+    OutputTooLarge { width: u64, height: u64, limit: u64 },
     /// The decoder failed: the original is damaged.
     Undecodable(vips::VipsError),
     /// Our failure: the encoder or an operation we should not misuse.
@@ -109,8 +112,26 @@ pub enum RenderError {
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub max_source_pixels: u64,
+    pub max_output_pixels: u64,
     pub fail_on: &'static str,
     pub qualities: Qualities,
+}
+
+impl Settings {
+    /// The pipeline's settings from the configuration: the one place the
+    /// worker and the benchmark's in-process limit both take them from.
+    pub fn from_config(config: &crate::config::Config) -> Settings {
+        Settings {
+            max_source_pixels: config.max_source_pixels,
+            max_output_pixels: config.max_output_pixels,
+            fail_on: config.fail_on.as_vips(),
+            qualities: Qualities {
+                jpeg: config.jpeg_quality,
+                webp: config.webp_quality,
+                avif: config.avif_quality,
+            },
+        }
+    }
 }
 
 /// A finished derivative.
@@ -153,6 +174,14 @@ pub fn render(
     let (upright_w, upright_h) =
         if swapped { (height, width) } else { (width, height) };
     let plan = options.resize.plan(upright_w as u32, upright_h as u32);
+    let (out_w, out_h) = plan.output_size(upright_w as u32, upright_h as u32);
+    if out_w * out_h > settings.max_output_pixels {
+        return Err(RenderError::OutputTooLarge {
+            width: out_w,
+            height: out_h,
+            limit: settings.max_output_pixels,
+        });
+    }
     let format = options.output.resolve(source, header.has_alpha(), accept);
     drop(header);
 

@@ -206,6 +206,19 @@ impl Output {
         self.format == FormatChoice::Auto
     }
 
+    /// The formats a derivative of this URL may already exist in, for this
+    /// `Accept`: what the Nginx snippet's try_files looks for.
+    pub fn candidates(&self, accept: &str) -> Vec<Format> {
+        use Format::*;
+        match self.format {
+            FormatChoice::Fixed(format) => vec![format],
+            FormatChoice::Source => vec![Jpeg, Png, Webp, Gif, Avif],
+            FormatChoice::Auto if accept.contains("image/avif") => vec![Avif],
+            FormatChoice::Auto if accept.contains("image/webp") => vec![Webp],
+            FormatChoice::Auto => vec![Jpeg, Png, Gif],
+        }
+    }
+
     /// Picks the output format for an original and a request's `Accept`.
     pub fn resolve(
         &self,

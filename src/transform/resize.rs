@@ -58,6 +58,27 @@ pub struct Plan {
     pub shrink: f64,
 }
 
+impl Plan {
+    /// The size the derivative will have, at most, for an original that
+    /// is `width` × `height` upright.
+    pub fn output_size(&self, width: u32, height: u32) -> (u64, u64) {
+        if let Some((w, h)) = self.canvas {
+            return (w as u64, h as u64);
+        }
+        let t = self.thumbnail;
+        if t.size == Size::Force || t.crop_centre {
+            let scale = 1.0 / self.shrink.max(1.0);
+            let w = (width as f64 * scale).round().min(t.width as f64);
+            let h = (height as f64 * scale).round().min(t.height as f64);
+            return (w as u64, h as u64);
+        }
+        let scale = 1.0 / self.shrink.max(1.0);
+        let w = (width as f64 * scale).round().max(1.0);
+        let h = (height as f64 * scale).round().max(1.0);
+        (w as u64, h as u64)
+    }
+}
+
 impl Resize {
     /// Takes `key_value` if it is a resize option.
     pub fn parse_item(
@@ -237,6 +258,18 @@ mod tests {
         let plan = resize(Some(300), Some(300), Fit::Outside).plan(3000, 2000);
         assert_eq!(plan.thumbnail.height, 300);
         assert_eq!(plan.thumbnail.width, UNBOUNDED);
+    }
+
+    #[test]
+    fn the_output_size_is_known_before_decoding() {
+        let of = |w, h, fit| {
+            resize(w, h, fit).plan(3000, 2000).output_size(3000, 2000)
+        };
+        assert_eq!(of(Some(300), None, Fit::Inside), (300, 200));
+        assert_eq!(of(Some(300), Some(300), Fit::Cover), (300, 300));
+        assert_eq!(of(Some(300), Some(300), Fit::Contain), (300, 300));
+        assert_eq!(of(Some(300), Some(300), Fit::Outside), (450, 300));
+        assert_eq!(of(None, None, Fit::Inside), (3000, 2000));
     }
 
     #[test]

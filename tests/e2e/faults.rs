@@ -241,3 +241,26 @@ fn a_url_cannot_forge_log_lines_or_multi_line_answers() {
             .any(|l| l.starts_with("2026-12-03T17:40:00.000Z"))
     );
 }
+
+#[test]
+fn a_derivative_over_the_output_pixel_limit_is_refused_before_decoding() {
+    let server = Server::start_configured(
+        &corpus(),
+        1,
+        "max_output_pixels = 1000000\n",
+    );
+    let started = std::time::Instant::now();
+    let reply =
+        server.get("/img/w_2000,f_avif/photos/milkyway-24mp-4000x6000.jpg");
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.text().contains("2000x3000, over the limit of 1000000 pixels"),
+        "{}",
+        reply.text()
+    );
+    assert!(started.elapsed().as_secs() < 2, "refused before any work");
+    assert_eq!(
+        server.get("/img/w_800/photos/milkyway-24mp-4000x6000.jpg").status,
+        200
+    );
+}
