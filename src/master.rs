@@ -286,6 +286,10 @@ impl Master {
     /// second at most.
     fn next_wake(&self) -> Duration {
         let second = Duration::from_secs(1);
+        // Workers starting up: look again soon, to say READY without delay.
+        if !self.announced_ready {
+            return Duration::from_millis(50);
+        }
         if self.live_current() < self.config.worker_count() {
             return self
                 .respawn_at
