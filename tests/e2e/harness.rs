@@ -266,14 +266,19 @@ impl Server {
         }
     }
 
-    /// Every file under the cache root, relative to it.
+    /// Every derivative under the cache root, relative to it (the render
+    /// locks in `.locks/` are not derivatives).
     pub fn cache_files(&self) -> Vec<String> {
         let mut files = Vec::new();
         let mut dirs = vec![self.cache_root.clone()];
+        let locks = self.cache_root.join(".locks");
         while let Some(dir) = dirs.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for entry in entries.flatten() {
                 let path = entry.path();
+                if path == locks {
+                    continue;
+                }
                 if path.is_dir() {
                     dirs.push(path);
                 } else {

@@ -121,7 +121,7 @@ fn a_reload_under_load_drops_no_request() {
     let statuses: Vec<u16> =
         clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
     let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
-    assert!(statuses.len() > 20, "the load ran: {} requests", statuses.len());
+    assert!(statuses.len() > 10, "the load ran: {} requests", statuses.len());
     assert!(
         failed.is_empty(),
         "{} of {} failed: {failed:?}",
