@@ -42,6 +42,11 @@ pub struct Config {
     /// Default: `"0660"` (the owner and its group, which should be
     /// Nginx's).
     pub socket_mode: String,
+    /// Connections that may wait for a free worker in a socket the master
+    /// binds (systemd's socket unit sets its own `Backlog=`). Past it,
+    /// Nginx answers 503. The kernel caps it at net.core.somaxconn.
+    /// Default: 1024.
+    pub listen_backlog: i32,
     /// Directory of originals. URLs name files beneath it; nothing outside
     /// it is ever opened. Default: `/srv/images`.
     pub source_root: PathBuf,
@@ -99,7 +104,7 @@ pub struct Config {
     /// or `trace`. `RUST_LOG`, when set, wins. Default: `"info"`.
     pub log_level: String,
     /// Seconds a worker may spend on one request before the master kills
-    /// it (that request gets a 502 from Nginx; a new worker takes the
+    /// it (that request gets a 503 from Nginx; a new worker takes the
     /// slot). Default: 60.
     pub request_time_limit_s: u64,
     /// Requests slower than this, in milliseconds, are counted as slow on
@@ -112,6 +117,7 @@ impl Default for Config {
         Config {
             socket: PathBuf::from("/run/imgworker/imgworker.sock"),
             socket_mode: "0660".to_string(),
+            listen_backlog: 1024,
             source_root: PathBuf::from("/srv/images"),
             cache_root: PathBuf::from("/var/cache/imgworker"),
             workers: 0,
@@ -214,6 +220,9 @@ impl Config {
                     crate::signing::MIN_KEY_BYTES
                 ));
             }
+        }
+        if self.listen_backlog < 1 {
+            return Err("listen_backlog: must be at least 1".into());
         }
         if self.request_time_limit_s == 0 {
             return Err("request_time_limit_s: must be at least 1".into());

@@ -19,8 +19,9 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Takes systemd's socket if there is one, else binds `path`.
-    pub fn open(path: &Path, mode: u32) -> io::Result<Listener> {
+    /// Takes systemd's socket if there is one, else binds `path` with a
+    /// listen queue of `backlog` connections.
+    pub fn open(path: &Path, mode: u32, backlog: i32) -> io::Result<Listener> {
         if let Some(socket) = sys::systemd_listener()? {
             socket.set_nonblocking(true)?;
             return Ok(Listener { socket, created: None });
@@ -43,7 +44,7 @@ impl Listener {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(context)?;
         }
-        let socket = UnixListener::bind(path).map_err(context)?;
+        let socket = sys::bind_unix(path, backlog).map_err(context)?;
         sys::set_mode(path, mode).map_err(context)?;
         // Workers poll, then accept; whoever loses the race gets
         // WouldBlock instead of sleeping in accept.

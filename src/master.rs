@@ -113,7 +113,7 @@ pub fn run(source: ConfigSource) -> anyhow::Result<()> {
         logging::set_level(level);
     }
     let mode = config.socket_mode_bits().map_err(anyhow::Error::msg)?;
-    let listener = Listener::open(&config.socket, mode)
+    let listener = Listener::open(&config.socket, mode, config.listen_backlog)
         .context("cannot open the listening socket")?;
     let signals = SignalPipe::install(&MASTER_SIGNALS)
         .context("cannot install signal handlers")?;

@@ -232,6 +232,26 @@ pub fn unnamed_unsupported(err: &io::Error) -> bool {
     )
 }
 
+/// Binds a listening unix socket at `path` with a listen queue of
+/// `backlog` connections (listen(2); the kernel caps it at
+/// net.core.somaxconn).
+pub fn bind_unix(path: &Path, backlog: i32) -> io::Result<UnixListener> {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen,
+        socket,
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    let backlog = Backlog::new(backlog).map_err(io::Error::from)?;
+    listen(&fd, backlog)?;
+    Ok(UnixListener::from(fd))
+}
+
 /// Waits for an exclusive flock(2) on `file`. The lock goes with the open
 /// file: closing it, or the process dying, releases it.
 pub fn lock_exclusive(file: &File) -> io::Result<()> {

@@ -77,3 +77,171 @@ fn signed_urls_good_missing_wrong_old_key_and_removed_key() {
     assert_eq!(server.get(&removed).status, 403);
     assert!(!server.log().contains("panicked"));
 }
+
+/// A render slow enough to be caught in the middle.
+const SLOW: &str = "/img/w_3000,f_png/photos/milkyway-24mp-4000x6000.jpg";
+
+#[test]
+fn a_worker_killed_mid_request_leaves_no_partial_file() {
+    use std::time::Duration;
+    let server = Server::start_with(&corpus(), 1);
+    let port = server.port;
+    let slow = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let reply = agent
+            .get(format!("http://127.0.0.1:{port}{SLOW}"))
+            .call()
+            .unwrap();
+        (reply.status().as_u16(), reply.headers().get("retry-after").is_some())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let victim = server.worker_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let (status, retry_after) = slow.join().unwrap();
+    assert_eq!(status, 503, "that one request fails, and says when to retry");
+    assert!(retry_after);
+    assert_eq!(server.cache_files(), Vec::<String>::new(), "no partial file");
+    server.wait_for(|s| s.worker_pids().len() == 1, "the replacement");
+    assert_eq!(server.get("/imgworker-ping").status, 200);
+}
+
+#[test]
+fn a_full_cache_disk_answers_503_and_leaves_no_partial_file() {
+    let server = Server::start_with(&corpus(), 1);
+    // A 64 KiB tmpfs over the cache root, where the kernel allows it.
+    std::fs::create_dir_all(&server.cache_root).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs"])
+        .arg(&server.cache_root)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!(
+            "skipped: this machine cannot mount a tmpfs (needs root and CAP_SYS_ADMIN)"
+        );
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(server.cache_root.clone());
+
+    let big = server.get("/img/w_2000,f_png/photos/flickr-saw-2725x2225.jpg");
+    assert_eq!(big.status, 503, "{}", big.text());
+    assert_eq!(big.header("retry-after"), Some("10"));
+    assert_eq!(big.text(), "cache is full, try again later\n");
+    assert_eq!(
+        server.cache_files(),
+        Vec::<String>::new(),
+        "nothing half-written"
+    );
+    let small = server.get("/img/w_20/photos/flickr-saw-2725x2225.jpg");
+    assert_eq!(small.status, 200, "small ones still fit");
+}
+
+#[test]
+fn overload_ends_every_request_with_200_or_503() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    // One worker and a queue of two: eight clients overflow it.
+    let server =
+        Server::start_configured(&corpus(), 1, "listen_backlog = 2\n");
+    let port = server.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(30)))
+                    .build()
+                    .into();
+                let mut outcomes = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    // Mostly new derivatives, so most requests are work.
+                    let url = format!(
+                        "http://127.0.0.1:{port}/img/w_{},f_webp/photos/pool-square-1535x1535.jpg",
+                        100 + (client * 500 + n) % 3900
+                    );
+                    n += 1;
+                    let outcome = match agent.get(&url).call() {
+                        Ok(reply) => (
+                            reply.status().as_u16(),
+                            reply.headers().get("retry-after").is_some(),
+                        ),
+                        Err(_) => (0, false),
+                    };
+                    if outcome.0 == 503 {
+                        // A client that was told to retry waits a little.
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    outcomes.push(outcome);
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(60));
+    stop.store(true, Ordering::Relaxed);
+    let outcomes: Vec<(u16, bool)> =
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert!(started.elapsed() < Duration::from_secs(95), "nothing hung");
+
+    let ok = outcomes.iter().filter(|(s, _)| *s == 200).count();
+    let busy = outcomes.iter().filter(|(s, r)| *s == 503 && *r).count();
+    let other: Vec<&(u16, bool)> = outcomes
+        .iter()
+        .filter(|(s, r)| !(*s == 200 || (*s == 503 && *r)))
+        .take(10)
+        .collect();
+    assert!(
+        other.is_empty(),
+        "only 200 or 503 with Retry-After; also {other:?}"
+    );
+    assert!(ok > 0 && busy > 0, "{ok} served, {busy} told to retry");
+    // Every worker is idle again, none stuck.
+    let status = server.get("/imgworker-status").text();
+    assert!(
+        status.contains("active processes:     1\n"),
+        "only the one answering:\n{status}"
+    );
+}
+
+#[test]
+fn the_service_unit_is_hardened_to_an_exposure_of_2_or_less() {
+    let unit = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("systemd/imgworker.service");
+    let output = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze is installed (scripts/install-deps)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure in:\n{text}"));
+    let exposure: f64 = line
+        .split(':')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read {line:?}"));
+    assert!(exposure <= 2.0, "{line}");
+}
