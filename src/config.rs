@@ -62,6 +62,12 @@ pub struct Config {
     /// process per core, each single-threaded, does more work than fewer
     /// processes sharing threads.
     pub vips_concurrency: i32,
+    /// Formats of originals taken, by name: jpeg, png, webp, gif, avif,
+    /// heic, tiff, svg. Others are answered 415. SVG is off by default:
+    /// its loader is a large parser of a text format. ImageMagick's
+    /// formats (BMP, ICO, PSD, …) and PDF are never read.
+    /// Default: all but svg.
+    pub input_formats: Vec<String>,
     /// Largest original, in bytes. Default: 52428800 (50 MiB).
     pub max_source_bytes: u64,
     /// Largest original, in pixels, checked from the header before any
@@ -98,6 +104,15 @@ pub struct Config {
     /// and accepted with any. Empty: signing off. Each at least 16 bytes.
     /// Default: none.
     pub signing_keys: Vec<String>,
+    /// With true, URLs may only name presets (`p_<name>`). Default: false.
+    pub presets_only: bool,
+    /// Sizes a URL may write with `w_`/`h_`: `"300x200"`, `"300x"` (width
+    /// only), `"x200"`. Empty: any size up to the limits. Default: empty.
+    pub allowed_sizes: Vec<String>,
+    /// Named option sets: `thumb = "w_150,h_150,fit_cover"` makes
+    /// `p_thumb` stand for those options. A table, so it comes last in
+    /// the file. Default: none.
+    pub presets: std::collections::BTreeMap<String, String>,
     /// The pool's name on the status page. Default: `"imgworker"`.
     pub pool_name: String,
     /// Least important log lines kept: `error`, `warn`, `info`, `debug`
@@ -123,6 +138,11 @@ impl Default for Config {
             workers: 0,
             shutdown_timeout_s: 30,
             vips_concurrency: 1,
+            input_formats: [
+                "jpeg", "png", "webp", "gif", "avif", "heic", "tiff",
+            ]
+            .map(String::from)
+            .to_vec(),
             max_source_bytes: 50 * 1024 * 1024,
             max_source_pixels: 100_000_000,
             max_output_pixels: 25_000_000,
@@ -136,6 +156,9 @@ impl Default for Config {
             max_rss_mb: 512,
             cache_max_bytes: 0,
             signing_keys: Vec::new(),
+            presets_only: false,
+            allowed_sizes: Vec::new(),
+            presets: std::collections::BTreeMap::new(),
             pool_name: "imgworker".to_string(),
             log_level: "info".to_string(),
             request_time_limit_s: 60,
@@ -221,6 +244,16 @@ impl Config {
                 ));
             }
         }
+        for name in &self.input_formats {
+            if crate::transform::output::SourceFormat::parse(name).is_none() {
+                return Err(format!(
+                    "input_formats: {name:?} is not one of jpeg, png, webp, \
+                     gif, avif, heic, tiff, svg"
+                ));
+            }
+        }
+        crate::transform::Rules::from_config(self)
+            .check(&self.allowed_sizes)?;
         if self.listen_backlog < 1 {
             return Err("listen_backlog: must be at least 1".into());
         }
@@ -323,8 +356,10 @@ mod tests {
     fn the_shipped_example_is_the_defaults() {
         let text = include_str!("../imgworker.toml");
         let example = Config::parse(text).unwrap();
+        // The keys above the [presets] table, uncommented.
         let uncommented: String = text
             .lines()
+            .take_while(|l| !l.starts_with("#[presets]"))
             .map(|l| {
                 l.strip_prefix('#').filter(|l| l.contains(" = ")).unwrap_or("")
             })

@@ -27,7 +27,7 @@ use crate::source::{Source, SourcePath};
 use crate::status;
 use crate::sys;
 use crate::transform::output::Format;
-use crate::transform::{self, Options, Settings};
+use crate::transform::{self, Options, Rules, Settings};
 
 /// The URL prefix of the native API.
 pub const PREFIX: &str = "/img/";
@@ -40,7 +40,7 @@ pub struct Context {
     pub source: Box<dyn Source>,
     pub cache: Cache,
     pub settings: Settings,
-    pub max_output_side: u32,
+    pub rules: Rules,
     pub board: Scoreboard,
     pub pool_name: String,
     pub signer: Signer,
@@ -122,8 +122,8 @@ fn make(
             .verify(&canonical, signature)
             .map_err(Failure::Signature)?;
     }
-    let options = Options::parse(&segment, ctx.max_output_side)
-        .map_err(Failure::Options)?;
+    let options =
+        Options::parse_with(&segment, &ctx.rules).map_err(Failure::Options)?;
     let key =
         SourcePath::new(uri.trim_start_matches('/')).map_err(|reason| {
             Failure::BadPath { path: uri.to_string(), reason }

@@ -103,6 +103,15 @@ unsafe extern "C" fn on_glib_log(
     log::debug!("libvips said {:?}", text.trim());
 }
 
+/// Lets an operation that [`start`] blocked run after all: the SVG
+/// loader, when `input_formats` lists svg. `name` is a libvips class
+/// name such as `VipsForeignLoadSvg`; its subclasses follow it.
+pub fn allow_operation(name: &str) {
+    let name = cstring(name);
+    // SAFETY: a NUL-terminated class name; unknown names are ignored.
+    unsafe { ffi::vips_operation_block_set(name.as_ptr(), 0) }
+}
+
 /// The libvips version, for the start-up log line.
 pub fn version() -> String {
     // SAFETY: returns a static NUL-terminated string.

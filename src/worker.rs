@@ -22,7 +22,7 @@ use crate::scoreboard::Scoreboard;
 use crate::signing::Signer;
 use crate::source::LocalSource;
 use crate::sys::{self, SignalPipe};
-use crate::transform::Settings;
+use crate::transform::{Rules, Settings};
 use crate::vips;
 
 /// Exit status of a worker that could not start: the master stops rather
@@ -189,6 +189,9 @@ fn boot(
 ) -> Result<Context, String> {
     vips::start(config.vips_concurrency)
         .map_err(|err| format!("libvips did not start: {err}"))?;
+    if config.input_formats.iter().any(|f| f == "svg") {
+        vips::allow_operation("VipsForeignLoadSvg");
+    }
     let source =
         LocalSource::open(&config.source_root, config.max_source_bytes)
             .map_err(|err| format!("source_root: {err}"))?;
@@ -202,7 +205,7 @@ fn boot(
         source: Box::new(source),
         cache: Cache::new(cache_root, config.cache_fsync),
         settings: Settings::from_config(config),
-        max_output_side: config.max_output_side,
+        rules: Rules::from_config(config),
         board,
         pool_name: config.pool_name.clone(),
         signer: Signer::new(&config.signing_keys),

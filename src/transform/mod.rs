@@ -18,10 +18,12 @@
 //! 9. encode in the chosen format ([`output`]).
 
 pub mod output;
+pub mod preset;
 pub mod resize;
 
 use crate::vips::{self, Image};
 use output::{Format, Output, Qualities, SourceFormat};
+pub use preset::Rules;
 use resize::Resize;
 
 /// One option that could not be taken, with the reason.
@@ -57,38 +59,90 @@ impl Options {
         segment: &str,
         max_side: u32,
     ) -> Result<Options, OptionError> {
+        Options::parse_with(segment, &Rules::plain(max_side))
+    }
+
+    /// Parses an options segment under a site's rules: presets (`p_`),
+    /// `presets_only`, `allowed_sizes`.
+    pub fn parse_with(
+        segment: &str,
+        rules: &Rules,
+    ) -> Result<Options, OptionError> {
+        let mut preset = None;
+        let mut explicit = Vec::new();
+        for (key, value) in items(segment)? {
+            if key == "p" {
+                if preset.is_some() {
+                    return Err(OptionError::new(key, "given more than once"));
+                }
+                preset = Some(rules.preset(value)?);
+            } else if rules.presets_only {
+                return Err(OptionError::new(
+                    key,
+                    "only presets (p_<name>) are allowed",
+                ));
+            } else {
+                explicit.push((key, value));
+            }
+        }
+
         let mut options = Options::default();
+        if let Some(preset) = preset {
+            options.apply(&items(preset)?, rules.max_side)?;
+        }
+        options.apply(&explicit, rules.max_side)?;
+        if explicit.iter().any(|(key, _)| *key == "w" || *key == "h") {
+            rules.check_size(&options)?;
+        }
+        Ok(options)
+    }
+
+    /// Takes `key_value` pairs, each key at most once.
+    fn apply(
+        &mut self,
+        items: &[(&str, &str)],
+        max_side: u32,
+    ) -> Result<(), OptionError> {
         let mut seen: Vec<&str> = Vec::new();
-        for item in segment.split(',') {
+        for &(key, value) in items {
+            if seen.contains(&key) {
+                return Err(OptionError::new(key, "given more than once"));
+            }
+            seen.push(key);
+            let taken = self
+                .resize
+                .parse_item(key, value, max_side)
+                .or_else(|| self.output.parse_item(key, value));
+            match taken {
+                Some(result) => result?,
+                None => return Err(OptionError::new(key, "unknown option")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits an options segment into `key_value` pairs.
+fn items(segment: &str) -> Result<Vec<(&str, &str)>, OptionError> {
+    segment
+        .split(',')
+        .map(|item| {
             if item.is_empty() {
                 return Err(OptionError::new(
                     "options",
                     "empty option (a doubled or trailing comma)",
                 ));
             }
-            let Some((key, value)) =
-                item.split_once('_').filter(|(key, _)| !key.is_empty())
-            else {
-                return Err(OptionError::new(
-                    item,
-                    "not an option: options are key_value, such as w_300",
-                ));
-            };
-            if seen.contains(&key) {
-                return Err(OptionError::new(key, "given more than once"));
-            }
-            seen.push(key);
-            let taken = options
-                .resize
-                .parse_item(key, value, max_side)
-                .or_else(|| options.output.parse_item(key, value));
-            match taken {
-                Some(result) => result?,
-                None => return Err(OptionError::new(key, "unknown option")),
-            }
-        }
-        Ok(options)
-    }
+            item.split_once('_').filter(|(key, _)| !key.is_empty()).ok_or_else(
+                || {
+                    OptionError::new(
+                        item,
+                        "not an option: options are key_value, such as w_300",
+                    )
+                },
+            )
+        })
+        .collect()
 }
 
 /// Why an original could not be turned into a derivative.
@@ -109,8 +163,10 @@ pub enum RenderError {
 }
 
 /// The settings of the pipeline that come from the configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
+    /// Formats of originals taken; others are 415.
+    pub input_formats: Vec<SourceFormat>,
     pub max_source_pixels: u64,
     pub max_output_pixels: u64,
     pub fail_on: &'static str,
@@ -122,6 +178,11 @@ impl Settings {
     /// worker and the benchmark's in-process limit both take them from.
     pub fn from_config(config: &crate::config::Config) -> Settings {
         Settings {
+            input_formats: config
+                .input_formats
+                .iter()
+                .filter_map(|name| SourceFormat::parse(name))
+                .collect(),
             max_source_pixels: config.max_source_pixels,
             max_output_pixels: config.max_output_pixels,
             fail_on: config.fail_on.as_vips(),
@@ -156,6 +217,11 @@ pub fn render(
     let loader = vips::find_loader(bytes).ok_or(RenderError::UnknownFormat)?;
     let source = SourceFormat::identify(&loader, bytes)
         .ok_or_else(|| RenderError::Unsupported(loader_name(&loader)))?;
+    if !settings.input_formats.contains(&source) {
+        return Err(RenderError::Unsupported(
+            source.name().to_ascii_uppercase(),
+        ));
+    }
 
     // 2. The header, and the pixel limit before any decoding.
     let header = Image::load(bytes, "").map_err(RenderError::Undecodable)?;

@@ -76,9 +76,34 @@ pub enum SourceFormat {
     Avif,
     Heic,
     Tiff,
+    Svg,
 }
 
 impl SourceFormat {
+    /// Every format imgworker can read, by its name in `input_formats`.
+    pub const ALL: [(&'static str, SourceFormat); 8] = [
+        ("jpeg", SourceFormat::Jpeg),
+        ("png", SourceFormat::Png),
+        ("webp", SourceFormat::Webp),
+        ("gif", SourceFormat::Gif),
+        ("avif", SourceFormat::Avif),
+        ("heic", SourceFormat::Heic),
+        ("tiff", SourceFormat::Tiff),
+        ("svg", SourceFormat::Svg),
+    ];
+
+    pub fn parse(name: &str) -> Option<SourceFormat> {
+        SourceFormat::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+
+    pub fn name(self) -> &'static str {
+        SourceFormat::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(n, _)| *n)
+            .expect("every format is listed")
+    }
+
     /// Names the format from libvips' loader and the first bytes; `None`
     /// for formats imgworker does not take (SVG, PDF, BMP, …).
     pub fn identify(loader: &str, bytes: &[u8]) -> Option<SourceFormat> {
@@ -99,6 +124,8 @@ impl SourceFormat {
             }
         } else if loader.contains("tiff") {
             SourceFormat::Tiff
+        } else if loader.contains("svg") {
+            SourceFormat::Svg
         } else {
             return None;
         })
@@ -113,6 +140,8 @@ impl SourceFormat {
             SourceFormat::Gif => Format::Gif,
             SourceFormat::Avif => Format::Avif,
             SourceFormat::Heic | SourceFormat::Tiff => universal(has_alpha),
+            // Never served back as SVG: only rasterised.
+            SourceFormat::Svg => Format::Png,
         }
     }
 
@@ -369,8 +398,14 @@ mod tests {
         );
         assert_eq!(
             SourceFormat::identify("VipsForeignLoadSvgBuffer", b""),
+            Some(SourceFormat::Svg)
+        );
+        assert_eq!(
+            SourceFormat::identify("VipsForeignLoadMagickBuffer", b""),
             None
         );
+        assert_eq!(SourceFormat::parse("heic"), Some(SourceFormat::Heic));
+        assert_eq!(SourceFormat::Svg.name(), "svg");
     }
 
     #[test]

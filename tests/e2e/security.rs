@@ -245,3 +245,86 @@ fn the_service_unit_is_hardened_to_an_exposure_of_2_or_less() {
         .unwrap_or_else(|| panic!("cannot read {line:?}"));
     assert!(exposure <= 2.0, "{line}");
 }
+
+#[test]
+fn svg_is_refused_unless_switched_on_and_then_only_rasterised() {
+    let svg = "formats/svg-viewbox-only.svg";
+    let server = Server::start(&corpus());
+    let reply = server.get(&format!("/img/w_100/{svg}"));
+    assert_eq!(reply.status, 415);
+    assert_eq!(
+        reply.text(),
+        format!("{svg}: SVG originals are not supported\n")
+    );
+
+    let formats = "input_formats = [\"jpeg\", \"png\", \"svg\"]\n";
+    let server = Server::start_configured(&corpus(), 1, formats);
+    let reply = server.get(&format!("/img/w_100/{svg}"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.header("content-type"),
+        Some("image/png"),
+        "never SVG back"
+    );
+    // Formats left off the list are refused.
+    let webp = server.get("/img/w_50/formats/webp-lossy-rgb.webp");
+    assert_eq!(webp.status, 415);
+    // ImageMagick's formats are never read.
+    let bmp = server.get("/img/w_50/formats/bmp-rgb24-127x64.bmp");
+    assert_eq!(bmp.status, 415);
+}
+
+#[test]
+fn presets_stand_for_options_and_presets_only_refuses_the_rest() {
+    let config =
+        "presets_only = true\n\n[presets]\nthumb = \"w_64,h_64,fit_cover\"\n";
+    let server = Server::start_configured(&corpus(), 1, config);
+    let reply = server.get("/img/p_thumb/photos/flickr-saw-2725x2225.jpg");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let image = crate::images::decode(&reply);
+    assert_eq!((image.width, image.height), (64, 64));
+    let refused = server.get("/img/w_65/photos/flickr-saw-2725x2225.jpg");
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.text(),
+        "bad option: w: only presets (p_<name>) are allowed\n"
+    );
+    assert_eq!(
+        server.get("/img/p_huge/photos/flickr-saw-2725x2225.jpg").status,
+        400
+    );
+}
+
+#[test]
+fn a_canary_outside_the_root_is_never_even_opened() {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+    let originals = crate::harness::Originals::new();
+    let photo = corpus().join("photos/flickr-saw-2725x2225.jpg");
+    originals.add("inside.jpg", &photo);
+    let canary = originals.dir.path().join("canary.jpg");
+    std::fs::copy(&photo, &canary).unwrap();
+    std::os::unix::fs::symlink(&canary, originals.root.join("out.jpg"))
+        .unwrap();
+    std::os::unix::fs::symlink("../canary.jpg", originals.root.join("up.jpg"))
+        .unwrap();
+    let server = Server::start(&originals.root);
+
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+    inotify
+        .add_watch(&canary, AddWatchFlags::IN_OPEN | AddWatchFlags::IN_ACCESS)
+        .unwrap();
+    for attempt in [
+        "/img/w_16/out.jpg",
+        "/img/w_16/up.jpg",
+        "/img/w_16/%2e%2e/canary.jpg",
+        "/img/w_16/..%2fcanary.jpg",
+        "/img/w_16/%252e%252e%252fcanary.jpg",
+    ] {
+        let status = server.get(attempt).status;
+        assert!([400, 403, 404].contains(&status), "{attempt}: {status}");
+    }
+    assert_eq!(server.get("/img/w_16/inside.jpg").status, 200);
+    let events = inotify.read_events().unwrap_or_default();
+    assert!(events.is_empty(), "the canary was opened: {events:?}");
+}
