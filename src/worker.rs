@@ -64,12 +64,6 @@ pub fn run(
             reason = "max_requests";
             break;
         }
-        if config.max_rss_mb > 0
-            && sys::resident_bytes() > config.max_rss_mb << 20
-        {
-            reason = "max_rss_mb";
-            break;
-        }
         let ready = match sys::wait_readable(
             &[listener.as_fd(), signals.fd()],
             Duration::from_secs(1),
@@ -106,6 +100,14 @@ pub fn run(
         let ms = started.elapsed().as_millis() as u64;
         board.end_request(slot, ms, rendered, ms >= config.slow_request_ms);
         served += 1;
+        // Checked after a request, so a worker over the limit from the
+        // start still serves between restarts instead of spinning.
+        if config.max_rss_mb > 0
+            && sys::resident_bytes() > config.max_rss_mb << 20
+        {
+            reason = "max_rss_mb";
+            break;
+        }
     }
     info!(
         "worker stopping pid={pid} slot={slot} requests={served} \

@@ -330,3 +330,92 @@ fn b22_bad_numbers_are_400_and_the_worker_lives() {
     assert_eq!(server.worker_pids(), pids, "no worker died");
     assert!(!server.log().contains("panicked"));
 }
+
+/// B08: an animated GIF whose later frames are partial rectangles. Until
+/// animation is kept, imgworker flattens animations to their first
+/// composed frame, the case's other accepted answer.
+#[test]
+fn b08_animations_become_their_composed_first_frame() {
+    let input = "gif_anim_6frames_partial_subrects_120.gif";
+    let (_originals, server) = server_for(&[input]);
+    for format in ["gif", "webp"] {
+        let reply = server.get(&format!("/img/w_60,h_60,f_{format}/{input}"));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let decoded = decode(&reply);
+        assert_eq!((decoded.width, decoded.height), (60, 60));
+        let image = decoded.image.unwrap();
+        assert_near(&image, 0.05, 0.05, GREY, 6.0);
+        assert_near(&image, 0.95, 0.95, GREY, 6.0);
+        // Frame 0's orange square sits at x = 20/120.
+        assert_near(&image, 20.0 / 120.0 + 0.04, 0.5, [240, 120, 20], 12.0);
+        let frames = match format {
+            "gif" => image::codecs::gif::GifDecoder::new(
+                std::io::Cursor::new(&reply.body),
+            )
+            .map(|d| image::AnimationDecoder::into_frames(d).count())
+            .unwrap(),
+            _ => 1,
+        };
+        assert_eq!(frames, 1, "one still frame");
+    }
+}
+
+/// B15: an SVG with scripts and external references: refused (SVG is
+/// off by default), and nothing is fetched.
+#[test]
+fn b15_svg_with_scripts_is_refused_and_fetches_nothing() {
+    let input = "svg_script_iframe_external_refs.svg";
+    let listener = std::net::TcpListener::bind("127.0.0.1:0");
+    let (_originals, server) = server_for(&[input]);
+    for options in ["w_200", "w_200,f_png"] {
+        let reply = server.get(&format!("/img/{options}/{input}"));
+        assert_eq!(reply.status, 415, "{options}");
+        assert_ne!(reply.header("content-type"), Some("image/svg+xml"));
+    }
+    if let Ok(listener) = listener {
+        listener.set_nonblocking(true).unwrap();
+        assert!(listener.accept().is_err(), "no connection was made");
+    }
+}
+
+/// B16: every spelling of a path out of the root is refused, the canary
+/// never served, a copy inside the root served.
+#[test]
+fn b16_traversal_in_every_spelling_is_refused() {
+    let canary = "traversal_canary_magenta_16.png";
+    let originals = Originals::new();
+    originals.add("inside.png", &cases().join("inputs").join(canary));
+    std::fs::copy(
+        cases().join("inputs").join(canary),
+        originals.dir.path().join("X.png"),
+    )
+    .unwrap();
+    let server = Server::start(&originals.root);
+    let absolute = originals.dir.path().join("X.png");
+    let variants = [
+        "../X.png".to_string(),
+        "%2e%2e/X.png".into(),
+        "%2e%2e%2fX.png".into(),
+        "..%2fX.png".into(),
+        "%252e%252e%252fX.png".into(),
+        "..%5cX.png".into(),
+        "....//X.png".into(),
+        format!("/{}", absolute.display()),
+        format!("file://{}", absolute.display()),
+        "file:///etc/passwd".into(),
+        "local:///X.png".into(),
+    ];
+    for variant in variants {
+        let reply = server.get(&format!("/img/w_16,f_png/{variant}"));
+        assert!(
+            [400, 403, 404].contains(&reply.status),
+            "{variant}: {}",
+            reply.status
+        );
+        assert!(
+            image::guess_format(&reply.body).is_err(),
+            "{variant}: no image"
+        );
+    }
+    assert_eq!(server.get("/img/w_16,f_png/inside.png").status, 200);
+}

@@ -163,3 +163,31 @@ fn workers_killed_one_after_another_never_make_the_master_give_up() {
     assert!(!server.log().contains("giving up"), "{}", server.log());
     assert_eq!(server.get(GOOD).status, 200);
 }
+
+#[test]
+fn a_request_past_the_time_limit_costs_its_worker_and_only_that_request() {
+    let server =
+        Server::start_configured(&corpus(), 1, "request_time_limit_s = 1\n");
+    let before = server.worker_pids();
+    // Far more than a second of work.
+    let slow =
+        server.get("/img/w_4000,f_avif/photos/milkyway-24mp-4000x6000.jpg");
+    assert_eq!(slow.status, 503, "{}", slow.text());
+    assert_eq!(slow.header("retry-after"), Some("5"));
+    assert!(server.log().contains("worker stuck"), "{}", server.log());
+    server.wait_for(
+        |s| s.worker_pids().len() == 1 && s.worker_pids() != before,
+        "the replacement",
+    );
+    assert_eq!(server.get(GOOD).status, 200, "the next request is served");
+}
+
+#[test]
+fn a_worker_over_max_rss_mb_retires_after_its_request() {
+    let server = Server::start_configured(&corpus(), 1, "max_rss_mb = 1\n");
+    assert_eq!(server.get(GOOD).status, 200);
+    server
+        .wait_for(|s| s.log().contains("reason=max_rss_mb"), "the retirement");
+    server.wait_for(|s| s.worker_pids().len() == 1, "the replacement");
+    assert_eq!(server.get("/imgworker-ping").status, 200);
+}
