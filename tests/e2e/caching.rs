@@ -92,38 +92,19 @@ fn a_failed_request_leaves_nothing_in_the_cache_tree() {
 fn concurrent_requests_for_a_new_derivative_render_it_once() {
     let server = Server::start(&corpus());
     let url = "/img/w_777,f_webp/photos/milkyway-24mp-4000x6000.jpg";
-    let port = server.port;
-    let clients: Vec<_> = (0..12)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
-                let mut reply = agent
-                    .get(format!("http://127.0.0.1:{port}{url}"))
-                    .call()
-                    .unwrap();
-                let etag = reply
-                    .headers()
-                    .get("etag")
-                    .map(|v| v.to_str().unwrap().to_string());
-                let body = reply.body_mut().read_to_vec().unwrap();
-                (reply.status().as_u16(), etag, body)
-            })
-        })
-        .collect();
+    let clients: Vec<_> =
+        (0..12).map(|_| server.get_in_background(url)).collect();
     let replies: Vec<_> =
         clients.into_iter().map(|c| c.join().unwrap()).collect();
     let hit = server.get(url);
-    for (status, etag, body) in &replies {
-        assert_eq!(*status, 200);
+    for reply in &replies {
+        assert_eq!(reply.status, 200);
         assert_eq!(
-            etag.as_deref(),
+            reply.header("etag"),
             hit.header("etag"),
             "every answer is the stored file"
         );
-        assert_eq!(body, &hit.body);
+        assert_eq!(reply.body, hit.body);
     }
     let renders = server
         .request_lines()

@@ -216,28 +216,16 @@ fn b11_damaged_jpegs_are_refused_and_not_cached() {
 fn b12_a_large_progressive_jpeg_renders() {
     let input = "jpeg_progressive_8000x8000_gradient.jpg";
     let (_originals, server) = server_for(&[input]);
-    let port = server.port;
     let requests: Vec<_> = (0..4)
         .map(|n| {
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
-                let url = format!(
-                    "http://127.0.0.1:{port}/img/w_300,f_png,q_{}/{input}",
-                    90 + n
-                );
-                agent
-                    .get(&url)
-                    .call()
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(0)
-            })
+            server.get_in_background(&format!(
+                "/img/w_300,f_png,q_{}/{input}",
+                90 + n
+            ))
         })
         .collect();
     for request in requests {
-        assert_eq!(request.join().unwrap(), 200);
+        assert_eq!(request.join().unwrap().status, 200);
     }
     let image = decode(&server.get(&format!("/img/w_300,f_png/{input}")))
         .image

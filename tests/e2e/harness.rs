@@ -4,6 +4,8 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The shared corpus of real images, beside the project.
@@ -175,28 +177,48 @@ impl Server {
 
     /// GET `path` with extra request headers.
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let mut request = agent.get(&url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let mut response = request.call().expect("nginx answers");
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (k.to_string(), v.to_str().unwrap_or("").to_string())
+        fetch(self.port, path, headers)
+    }
+
+    /// GET `path` in a thread of its own; join the handle for the reply.
+    pub fn get_in_background(
+        &self,
+        path: &str,
+    ) -> std::thread::JoinHandle<Reply> {
+        let (port, path) = (self.port, path.to_string());
+        std::thread::spawn(move || fetch(port, &path, &[]))
+    }
+
+    /// Starts `clients` clients that each GET `path(client, n)` for their
+    /// n-th request, one after another, until [`Load::finish`].
+    pub fn start_load(
+        &self,
+        clients: usize,
+        path: fn(usize, usize) -> String,
+    ) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let port = self.port;
+        let threads = (0..clients)
+            .map(|client| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut outcomes = Vec::new();
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let reply = fetch(port, &path(client, n), &[]);
+                        n += 1;
+                        let retry = reply.header("retry-after").is_some();
+                        if reply.status == 503 {
+                            // A client told to retry waits a little.
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        outcomes.push((reply.status, retry));
+                    }
+                    outcomes
+                })
             })
             .collect();
-        let mut body = Vec::new();
-        response.body_mut().as_reader().read_to_end(&mut body).unwrap();
-        Reply { status, headers, body }
+        Load { stop, threads }
     }
 
     /// Everything imgworker has logged so far.
@@ -290,6 +312,47 @@ impl Server {
         files.sort();
         files
     }
+}
+
+/// Clients started by [`Server::start_load`].
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Vec<(u16, bool)>>>,
+}
+
+impl Load {
+    /// Stops the clients; every request's status, and whether it carried
+    /// `Retry-After`.
+    pub fn finish(self) -> Vec<(u16, bool)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    }
+}
+
+/// One GET to Nginx on `port`; a status of 0 if the connection failed.
+fn fetch(port: u16, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut request = agent.get(&url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let Ok(mut response) = request.call() else {
+        return Reply { status: 0, headers: Vec::new(), body: Vec::new() };
+    };
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let mut body = Vec::new();
+    let _ = response.body_mut().as_reader().read_to_end(&mut body);
+    Reply { status, headers, body }
 }
 
 impl Drop for Server {

@@ -2,8 +2,6 @@
 //! bad configurations, check-config, and the systemd units.
 
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -75,36 +73,13 @@ fn status_counts_match_the_requests_sent_in_every_format() {
 #[test]
 fn a_reload_under_load_drops_no_request() {
     let server = Server::start(&corpus());
-    let port = server.port;
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..4)
-        .map(|client| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
-                let mut statuses = Vec::new();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    // Every request a new derivative: each one is work.
-                    let url = format!(
-                        "http://127.0.0.1:{port}/img/w_{},f_webp/photos/pool-square-1535x1535.jpg",
-                        100 + client * 500 + n
-                    );
-                    n += 1;
-                    let status = agent
-                        .get(&url)
-                        .call()
-                        .map(|r| r.status().as_u16())
-                        .unwrap_or(0);
-                    statuses.push(status);
-                }
-                statuses
-            })
-        })
-        .collect();
+    // Every request a new derivative: each one is work.
+    let load = server.start_load(4, |client, n| {
+        format!(
+            "/img/w_{},f_webp/photos/pool-square-1535x1535.jpg",
+            100 + client * 500 + n
+        )
+    });
 
     for (generation, workers) in [(2, 3), (3, 1), (4, 2)] {
         std::thread::sleep(Duration::from_millis(500));
@@ -116,10 +91,8 @@ fn a_reload_under_load_drops_no_request() {
         server.wait_for(|s| s.log().contains(&ready), &ready);
     }
     std::thread::sleep(Duration::from_millis(1000));
-    stop.store(true, Ordering::Relaxed);
-
     let statuses: Vec<u16> =
-        clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+        load.finish().into_iter().map(|(status, _)| status).collect();
     let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
     assert!(statuses.len() > 10, "the load ran: {} requests", statuses.len());
     assert!(

@@ -85,18 +85,7 @@ const SLOW: &str = "/img/w_3000,f_png/photos/milkyway-24mp-4000x6000.jpg";
 fn a_worker_killed_mid_request_leaves_no_partial_file() {
     use std::time::Duration;
     let server = Server::start_with(&corpus(), 1);
-    let port = server.port;
-    let slow = std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let reply = agent
-            .get(format!("http://127.0.0.1:{port}{SLOW}"))
-            .call()
-            .unwrap();
-        (reply.status().as_u16(), reply.headers().get("retry-after").is_some())
-    });
+    let slow = server.get_in_background(SLOW);
     std::thread::sleep(Duration::from_millis(300));
     let victim = server.worker_pids()[0];
     nix::sys::signal::kill(
@@ -104,9 +93,12 @@ fn a_worker_killed_mid_request_leaves_no_partial_file() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let (status, retry_after) = slow.join().unwrap();
-    assert_eq!(status, 503, "that one request fails, and says when to retry");
-    assert!(retry_after);
+    let reply = slow.join().unwrap();
+    assert_eq!(
+        reply.status, 503,
+        "that one request fails, and says when to retry"
+    );
+    assert!(reply.header("retry-after").is_some());
     assert_eq!(server.cache_files(), Vec::<String>::new(), "no partial file");
     server.wait_for(|s| s.worker_pids().len() == 1, "the replacement");
     assert_eq!(server.get("/imgworker-ping").status, 200);
@@ -152,55 +144,21 @@ fn a_full_cache_disk_answers_503_and_leaves_no_partial_file() {
 
 #[test]
 fn overload_ends_every_request_with_200_or_503() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
 
     // One worker and a queue of two: eight clients overflow it.
     let server =
         Server::start_configured(&corpus(), 1, "listen_backlog = 2\n");
-    let port = server.port;
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..8)
-        .map(|client| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(30)))
-                    .build()
-                    .into();
-                let mut outcomes = Vec::new();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    // Mostly new derivatives, so most requests are work.
-                    let url = format!(
-                        "http://127.0.0.1:{port}/img/w_{},f_webp/photos/pool-square-1535x1535.jpg",
-                        100 + (client * 500 + n) % 3900
-                    );
-                    n += 1;
-                    let outcome = match agent.get(&url).call() {
-                        Ok(reply) => (
-                            reply.status().as_u16(),
-                            reply.headers().get("retry-after").is_some(),
-                        ),
-                        Err(_) => (0, false),
-                    };
-                    if outcome.0 == 503 {
-                        // A client that was told to retry waits a little.
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    outcomes.push(outcome);
-                }
-                outcomes
-            })
-        })
-        .collect();
+    // Mostly new derivatives, so most requests are work.
+    let load = server.start_load(8, |client, n| {
+        format!(
+            "/img/w_{},f_webp/photos/pool-square-1535x1535.jpg",
+            100 + (client * 500 + n) % 3900
+        )
+    });
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(60));
-    stop.store(true, Ordering::Relaxed);
-    let outcomes: Vec<(u16, bool)> =
-        clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    let outcomes = load.finish();
     assert!(started.elapsed() < Duration::from_secs(95), "nothing hung");
 
     let ok = outcomes.iter().filter(|(s, _)| *s == 200).count();

@@ -80,25 +80,16 @@ fn sigterm_stops_the_pool_and_removes_the_socket() {
 #[test]
 fn a_request_in_flight_finishes_before_the_pool_stops() {
     let mut server = Server::start_with(&corpus(), 1);
-    let port = server.port;
     // A 24 MP original at a large size takes a moment to render; a fast
     // stop (TERM) still lets it finish, as it takes well under 5 s.
-    let slow = std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let url = format!(
-            "http://127.0.0.1:{port}/img/w_2000/photos/milkyway-24mp-4000x6000.jpg"
-        );
-        agent.get(&url).call().map(|r| r.status().as_u16()).unwrap_or(0)
-    });
+    let slow = server
+        .get_in_background("/img/w_2000/photos/milkyway-24mp-4000x6000.jpg");
     // Stop while it renders.
     std::thread::sleep(Duration::from_millis(150));
     let status = server.stop_imgworker(Signal::SIGTERM);
     assert!(status.success());
     assert_eq!(
-        slow.join().unwrap(),
+        slow.join().unwrap().status,
         200,
         "the request in flight was answered"
     );
