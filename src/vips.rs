@@ -360,6 +360,63 @@ impl Image {
         wrap(status, out, "cast")
     }
 
+    /// Shrinks by a whole `factor` in both directions, each output pixel
+    /// the mean of a `factor` × `factor` block weighted by its alpha
+    /// (premultiplied, so transparent pixels lend no colour), back in the
+    /// image's own band format. See `vips_shrink` and `vips_premultiply`.
+    pub fn shrink_with_alpha(self, factor: i32) -> Result<Image> {
+        // SAFETY: live image.
+        let format = unsafe { ffi::vips_image_get_format(self.ptr()) };
+        let max_alpha = if format == ffi::VipsBandFormat_VIPS_FORMAT_USHORT {
+            65535.0
+        } else {
+            255.0
+        };
+        let n_max = cstring("max_alpha");
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs of (name, double).
+        let status = unsafe {
+            ffi::vips_premultiply(
+                self.ptr(),
+                &mut out,
+                n_max.as_ptr(),
+                max_alpha,
+                null::<c_char>(),
+            )
+        };
+        let premultiplied = wrap(status, out, "premultiply")?;
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_shrink(
+                premultiplied.ptr(),
+                &mut out,
+                factor as f64,
+                factor as f64,
+                null::<c_char>(),
+            )
+        };
+        let shrunk = wrap(status, out, "shrink")?;
+        let mut out = null_mut();
+        // SAFETY: as for premultiply.
+        let status = unsafe {
+            ffi::vips_unpremultiply(
+                shrunk.ptr(),
+                &mut out,
+                n_max.as_ptr(),
+                max_alpha,
+                null::<c_char>(),
+            )
+        };
+        let straight = wrap(status, out, "unpremultiply")?;
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_cast(straight.ptr(), &mut out, format, null::<c_char>())
+        };
+        wrap(status, out, "cast")
+    }
+
     /// Composites the alpha channel onto an opaque background colour.
     pub fn flatten(self, background: [f64; 3]) -> Result<Image> {
         if !self.has_alpha() {
