@@ -1,14 +1,21 @@
 """1. The hit path: a cached derivative through imgworker's Nginx
 configuration against the same bytes as a plain static file in the same
-Nginx, at concurrency 1, 8 and 64, in interleaved rounds."""
+Nginx, at concurrency 1, 8 and 64, in interleaved rounds. Beside each rate, the CPU time Nginx's processes
+spent per request (from /proc), which shows what the configuration itself
+costs however the machine's other load moves the rates.
+
+On a machine of few cores, wrk and Nginx share the processors, so the
+rate is set by CPU time per request.
+"""
 
 import os
 import shutil
 
 import load
-from util import median, ratio
+from util import cpu_ticks, median, ratio
 
 CONCURRENCY = [1, 8, 64]
+TICKS = os.sysconf("SC_CLK_TCK")
 DERIVATIVE = "/img/w_300,f_webp/jpeg6/0.jpg"
 
 
@@ -31,16 +38,25 @@ def run(ctx):
         for r in range(ctx.rounds + 1):
             order = list(targets) if r % 2 == 0 else list(targets)[::-1]
             for name in order:
-                runs[name].append(load.wrk(stack.base, targets[name], c,
-                                           ctx.hit_seconds))
+                pids = stack.nginx_pids()
+                before = cpu_ticks(pids)
+                result = load.wrk(stack.base, targets[name], c,
+                                  ctx.hit_seconds)
+                ticks = cpu_ticks(pids) - before
+                result["nginx_cpu_us"] = round(
+                    ticks * 1e6 / TICKS / max(result["requests"], 1), 1)
+                runs[name].append(result)
         row = {"concurrency": c, "bytes": len(body)}
         for name, results in runs.items():
             row[name] = summarise(results)
         row["ratio"] = ratio(row["imgworker"]["per_s"],
                              row["static"]["per_s"])
-        ctx.log("hit c=%d: imgworker %.0f/s, static %.0f/s, ratio %.3f"
-                % (c, row["imgworker"]["per_s"], row["static"]["per_s"],
-                   row["ratio"]))
+        ctx.log("hit c=%d: imgworker %.0f/s %.1f µs, static %.0f/s %.1f µs,"
+                " ratio %.3f" % (c, row["imgworker"]["per_s"],
+                                 row["imgworker"]["nginx_cpu_us"],
+                                 row["static"]["per_s"],
+                                 row["static"]["nginx_cpu_us"],
+                                 row["ratio"]))
         rows.append(row)
     return rows
 
@@ -52,5 +68,7 @@ def summarise(results):
         "p50_ms": median([r["p50_ms"] for r in results]),
         "p99_ms": median([r["p99_ms"] for r in results]),
         "errors": sum(r["errors"] for r in results),
+        "nginx_cpu_us": median([r.get("nginx_cpu_us") for r in results]),
+        "cpu_ms": median([r.get("cpu_ms") for r in results]),
         "rounds": [r["per_s"] for r in results],
     }

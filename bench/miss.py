@@ -19,7 +19,9 @@ import urllib.request
 import corpus
 import load
 from hit import summarise
-from util import ratio, settle
+from util import cpu_ticks, ratio, settle
+
+TICKS = os.sysconf("SC_CLK_TCK")
 
 FORMAT_NAME = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF",
                "png": "PNG"}
@@ -58,9 +60,10 @@ def point(ctx, key, fmt):
             peers[peer.name] = {"failed": problem}
             continue
         contenders[peer.name] = (
-            lambda base=base, prefix=prefix, peer=peer: quietly(
-                peer, load.unique(base, [prefix], [suffix], ctx.links,
-                                  ctx.miss_connections, ctx.seconds)))
+            lambda base=base, prefix=prefix, peer=peer: measured(
+                peer.pids(), lambda: load.unique(
+                    base, [prefix], [suffix], ctx.links,
+                    ctx.miss_connections, ctx.seconds)))
 
     # The peers run one round; imgworker and its limit, whose ratio is a
     # target, run every round.
@@ -102,16 +105,24 @@ def imgworker(ctx, key, fmt):
     status, cache, _ = stack.get(prefix + "0" + suffix)
     if (status, cache) != (200, "miss"):
         raise RuntimeError("%s%s: %s %s" % (prefix, suffix, status, cache))
-    result = quietly(stack, load.unique(
+    result = measured(stack.pids() + stack.nginx_pids(), lambda: load.unique(
         stack.base, [prefix], [suffix], ctx.links, ctx.miss_connections,
         ctx.seconds))
     stack.clear_cache()
     return result
 
 
-def quietly(server, result):
-    """`result`, once `server` has finished what wrk left it."""
-    settle(server.pids())
+def measured(pids, run):
+    """Runs wrk, waits until the server's processes `pids` are idle (a
+    closed-loop client leaves work behind when it stops, which must not
+    fall on the next run), and adds their CPU time per answer. The work
+    left behind is counted too, for every server alike."""
+    before = cpu_ticks(pids)
+    result = run()
+    settle(pids)
+    ticks = cpu_ticks(pids) - before
+    result["cpu_ms"] = round(ticks * 1000 / TICKS
+                             / max(result["requests"], 1), 1)
     return result
 
 

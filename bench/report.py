@@ -22,8 +22,8 @@ def rate(result):
     if "failed" in result:
         return "failed (%s)" % result["failed"]
     flag = " (%d errors)" % result["errors"] if result.get("errors") else ""
-    return "%s (%s ms)%s" % (num(result["per_s"]), num(result["p50_ms"], 0),
-                             flag)
+    return "%s (%s)%s" % (num(result["per_s"]), num(result.get("cpu_ms")),
+                          flag)
 
 
 def markdown(results):
@@ -47,22 +47,26 @@ def hit_table(rows):
     out = ["Hit path: a cached derivative (%d bytes) through imgworker's "
            "Nginx configuration, and the same bytes as a static file in "
            "the same Nginx." % rows[0]["bytes"], "",
-           "| concurrency | hit req/s | p50 / p99 ms | static req/s "
-           "| p50 / p99 ms | hit / static |",
-           "|---:|---:|---:|---:|---:|---:|"]
+           "| concurrency | hit req/s | p50 / p99 ms | Nginx CPU µs/req "
+           "| static req/s | p50 / p99 ms | Nginx CPU µs/req "
+           "| hit / static |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         h, st = r["imgworker"], r["static"]
-        out.append("| %d | %s | %s / %s | %s | %s / %s | %.3f |" % (
-            r["concurrency"], num(h["per_s"]), num(h["p50_ms"], 2),
-            num(h["p99_ms"], 2), num(st["per_s"]), num(st["p50_ms"], 2),
-            num(st["p99_ms"], 2), r["ratio"]))
+        out.append("| %d | %s | %s / %s | %s | %s | %s / %s | %s | %.3f |"
+                   % (r["concurrency"], num(h["per_s"]), num(h["p50_ms"], 2),
+                      num(h["p99_ms"], 2), num(h["nginx_cpu_us"]),
+                      num(st["per_s"]), num(st["p50_ms"], 2),
+                      num(st["p99_ms"], 2), num(st["nginx_cpu_us"]),
+                      r["ratio"]))
     return out + [""]
 
 
 def miss_table(rows, s):
-    out = ["Miss path: images/s (median ms per image) at concurrency %d, "
+    out = ["Miss path: images/s (CPU ms per image) at concurrency %d, "
            "300 px wide, every request a new URL; the limit is the same "
-           "render in %d processes with no Nginx and no FastCGI."
+           "render in %d processes with no Nginx and no FastCGI. CPU time "
+           "is the server's, Nginx included for imgworker."
            % (s["miss_connections"], s["workers"]), "",
            "| original | conversion | imgworker miss | limit | miss / limit "
            "| " + " | ".join(PEERS) + " | miss / best peer |",

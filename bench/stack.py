@@ -106,6 +106,10 @@ class Stack:
     def pids(self):
         return process_tree(self.pool.pid) if self.pool else []
 
+    def nginx_pids(self):
+        with open(os.path.join(self.dir, "run/nginx.pid")) as f:
+            return process_tree(int(f.read()))
+
     def log_text(self):
         """What this pool has logged since it started."""
         with open(self.log_path) as f:

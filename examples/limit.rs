@@ -12,8 +12,9 @@
 //! limit --processes N --seconds S --options w_300,f_webp [--accept A] FILE
 //! ```
 //!
-//! It prints one JSON line: images per second over all processes, and the
-//! median and 99th percentile of one render, in milliseconds.
+//! It prints one JSON line: images per second over all processes, the
+//! median and 99th percentile of one render, and the CPU time spent per
+//! image (all threads, from /proc), in milliseconds.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,6 +97,7 @@ fn run_children(args: &Args) {
         .collect();
 
     let mut per_second = 0.0;
+    let mut cpu_ms = 0.0;
     let mut times = Vec::new();
     for child in children {
         let out = child.wait_with_output().expect("a rendering process ends");
@@ -103,22 +105,25 @@ fn run_children(args: &Args) {
             eprintln!("limit: a rendering process failed: {}", out.status);
             std::process::exit(1);
         }
-        // First line: images and seconds; second: each render's ms.
+        // First line: images, seconds and CPU ms; second: each render's
+        // ms.
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
         let head: Vec<f64> = numbers(lines.next().unwrap_or(""));
-        if let [images, seconds] = head[..] {
+        if let [images, seconds, cpu] = head[..] {
             per_second += images / seconds;
+            cpu_ms += cpu;
         }
         times.extend(numbers(lines.next().unwrap_or("")));
     }
     times.sort_by(f64::total_cmp);
     println!(
         "{{\"images\": {}, \"per_s\": {per_second:.2}, \"p50_ms\": {:.2}, \
-         \"p99_ms\": {:.2}}}",
+         \"p99_ms\": {:.2}, \"cpu_ms\": {:.2}}}",
         times.len(),
         percentile(&times, 0.50),
-        percentile(&times, 0.99)
+        percentile(&times, 0.99),
+        cpu_ms / times.len().max(1) as f64
     );
 }
 
@@ -138,6 +143,7 @@ fn render_loop(args: &Args) {
     // One untimed render, as a worker has served requests before.
     once();
     let budget = Duration::from_secs_f64(args.seconds);
+    let cpu_before = cpu_time_ms();
     let started = Instant::now();
     let mut times = Vec::new();
     while started.elapsed() < budget {
@@ -146,9 +152,27 @@ fn render_loop(args: &Args) {
         times.push(one.elapsed().as_secs_f64() * 1000.0);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    println!("{} {elapsed}", times.len());
+    let cpu = cpu_time_ms() - cpu_before;
+    println!("{} {elapsed} {cpu}", times.len());
     let times: Vec<String> = times.iter().map(|t| format!("{t:.3}")).collect();
     println!("{}", times.join(" "));
+}
+
+/// This process's CPU time so far, user and system, every thread: fields
+/// 14 and 15 of /proc/self/stat (proc(5)), in clock ticks of 10 ms, the
+/// value of `_SC_CLK_TCK` on Linux.
+fn cpu_time_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name, in parentheses, may hold spaces: count after it.
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| numbers(rest))
+        .unwrap_or_default();
+    // After the name: state (not a number, skipped), then field 4 on.
+    match fields.get(10..12) {
+        Some([user, system]) => (user + system) * 10.0,
+        _ => 0.0,
+    }
 }
 
 fn numbers(line: &str) -> Vec<f64> {
