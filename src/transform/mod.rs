@@ -91,6 +91,7 @@ impl Options {
             options.apply(&items(preset)?, rules.max_side)?;
         }
         options.apply(&explicit, rules.max_side)?;
+        options.resize.check(rules.max_side)?;
         if explicit.iter().any(|(key, _)| *key == "w" || *key == "h") {
             rules.check_size(&options)?;
         }

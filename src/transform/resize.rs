@@ -1,9 +1,12 @@
-//! `w_`, `h_` and `fit_`: the box a derivative must fit, and how.
+//! `w_`, `h_`, `fit_`, `enlarge_` and `dpr_`: the box a derivative must
+//! fit, and how.
 //!
 //! The box is given in the picture's upright orientation, as people see
 //! it: a photo stored landscape with EXIF orientation 6 is a portrait, and
-//! `w_300` makes it 300 pixels wide as shown. Nothing is ever enlarged: a
-//! box larger than the original leaves it at its own size.
+//! `w_300` makes it 300 pixels wide as shown. `dpr_2` doubles the box for
+//! screens with two device pixels to a CSS pixel. Nothing is enlarged
+//! unless the URL says `enlarge_1`: without it, a box larger than the
+//! original leaves the original at its own size.
 
 use super::OptionError;
 use crate::vips::{Size, Thumbnail};
@@ -43,6 +46,9 @@ pub struct Resize {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub fit: Fit,
+    pub enlarge: bool,
+    /// Device pixel ratio, 1 to 8; `None` is 1.
+    pub dpr: Option<u32>,
 }
 
 /// libvips' largest coordinate: "no limit" for a side the URL left out.
@@ -66,13 +72,15 @@ impl Plan {
             return (w as u64, h as u64);
         }
         let t = self.thumbnail;
-        if t.size == Size::Force || t.crop_centre {
-            let scale = 1.0 / self.shrink.max(1.0);
+        if t.size == Size::Force {
+            return (t.width as u64, t.height as u64);
+        }
+        let scale = 1.0 / self.shrink;
+        if t.crop_centre {
             let w = (width as f64 * scale).round().min(t.width as f64);
             let h = (height as f64 * scale).round().min(t.height as f64);
             return (w as u64, h as u64);
         }
-        let scale = 1.0 / self.shrink.max(1.0);
         let w = (width as f64 * scale).round().max(1.0);
         let h = (height as f64 * scale).round().max(1.0);
         (w as u64, h as u64)
@@ -90,6 +98,25 @@ impl Resize {
         let result = match key {
             "w" => side(key, value, max_side).map(|w| self.width = Some(w)),
             "h" => side(key, value, max_side).map(|h| self.height = Some(h)),
+            "enlarge" if value == "0" || value == "1" => {
+                self.enlarge = value == "1";
+                Ok(())
+            }
+            "enlarge" => {
+                Err(OptionError::new(key, format!("{value:?} is not 0 or 1")))
+            }
+            "dpr" => match value.parse::<u32>() {
+                Ok(dpr @ 1..=8)
+                    if value.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    self.dpr = Some(dpr);
+                    Ok(())
+                }
+                _ => Err(OptionError::new(
+                    key,
+                    format!("{value:?} is not a whole ratio from 1 to 8"),
+                )),
+            },
             "fit" => match Fit::parse(value) {
                 Some(fit) => {
                     self.fit = fit;
@@ -108,32 +135,58 @@ impl Resize {
         Some(result)
     }
 
+    /// The box in device pixels: `w_` and `h_` times `dpr_`.
+    pub fn device_box(&self) -> (Option<u32>, Option<u32>) {
+        let dpr = self.dpr.unwrap_or(1);
+        (self.width.map(|w| w * dpr), self.height.map(|h| h * dpr))
+    }
+
+    /// Checks the box in device pixels against the largest side allowed.
+    pub fn check(&self, max_side: u32) -> Result<(), OptionError> {
+        let (w, h) = self.device_box();
+        match w.max(h) {
+            Some(side) if side > max_side => Err(OptionError::new(
+                "dpr",
+                format!("the box times dpr is {side} pixels, over {max_side}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Plans the resize of an original that is `width` × `height` when
     /// shown upright.
     pub fn plan(&self, width: u32, height: u32) -> Plan {
         let (src_w, src_h) = (width.max(1) as f64, height.max(1) as f64);
-        let box_w = self.width.map(|w| w as f64);
-        let box_h = self.height.map(|h| h as f64);
+        let (width_px, height_px) = self.device_box();
+        let box_w = width_px.map(|w| w as f64);
+        let box_h = height_px.map(|h| h as f64);
 
-        let both = match (self.width, self.height) {
+        let both = match (width_px, height_px) {
             (Some(w), Some(h)) => Some((w as i32, h as i32)),
             _ => None,
         };
+        let size = if self.enlarge { Size::Both } else { Size::Down };
+        // Without enlarge_1, no side grows past the original's.
+        let cap = if self.enlarge { f64::INFINITY } else { 1.0 };
         let bound = |side: Option<u32>| side.map_or(UNBOUNDED, |s| s as i32);
         let inside = Thumbnail {
-            width: bound(self.width),
-            height: bound(self.height),
-            size: Size::Down,
+            width: bound(width_px),
+            height: bound(height_px),
+            size,
             crop_centre: false,
         };
         // The factor each side would be scaled by; the smaller one fits
         // inside the box, the larger one covers it.
         let scale_w = box_w.map(|w| w / src_w);
         let scale_h = box_h.map(|h| h / src_h);
-        let fit_scale =
-            [scale_w, scale_h].into_iter().flatten().fold(1.0, f64::min);
+        let fit_scale = [scale_w, scale_h]
+            .into_iter()
+            .flatten()
+            .fold(f64::INFINITY, f64::min)
+            .min(cap);
+        let fit_scale = if fit_scale.is_finite() { fit_scale } else { 1.0 };
         let cover_scale =
-            scale_w.unwrap_or(0.0).max(scale_h.unwrap_or(0.0)).min(1.0);
+            scale_w.unwrap_or(0.0).max(scale_h.unwrap_or(0.0)).min(cap);
 
         let Some((w, h)) = both else {
             return Plan {
@@ -157,7 +210,7 @@ impl Resize {
                 thumbnail: Thumbnail {
                     width: w,
                     height: h,
-                    size: Size::Down,
+                    size,
                     crop_centre: true,
                 },
                 canvas: None,
@@ -170,7 +223,7 @@ impl Resize {
                 let thumbnail = Thumbnail {
                     width: if by_width { w } else { UNBOUNDED },
                     height: if by_width { UNBOUNDED } else { h },
-                    size: Size::Down,
+                    size,
                     crop_centre: false,
                 };
                 Plan { thumbnail, canvas: None, shrink: 1.0 / cover_scale }
@@ -178,7 +231,11 @@ impl Resize {
             Fit::Fill => {
                 // Never enlarge: a box beyond the original is scaled down,
                 // keeping its shape, until it fits the original.
-                let clamp = (src_w / w as f64).min(src_h / h as f64).min(1.0);
+                let clamp = if self.enlarge {
+                    1.0
+                } else {
+                    (src_w / w as f64).min(src_h / h as f64).min(1.0)
+                };
                 let w = ((w as f64 * clamp).round() as i32).max(1);
                 let h = ((h as f64 * clamp).round() as i32).max(1);
                 let least = (w as f64 / src_w).max(h as f64 / src_h);
@@ -225,7 +282,7 @@ mod tests {
     use super::*;
 
     fn resize(w: Option<u32>, h: Option<u32>, fit: Fit) -> Resize {
-        Resize { width: w, height: h, fit }
+        Resize { width: w, height: h, fit, ..Resize::default() }
     }
 
     #[test]
@@ -270,6 +327,46 @@ mod tests {
         assert_eq!(of(Some(300), Some(300), Fit::Contain), (300, 300));
         assert_eq!(of(Some(300), Some(300), Fit::Outside), (450, 300));
         assert_eq!(of(None, None, Fit::Inside), (3000, 2000));
+    }
+
+    #[test]
+    fn enlarge_lets_a_small_original_grow_to_the_box() {
+        let small =
+            Resize { enlarge: true, ..resize(Some(300), None, Fit::Inside) };
+        let plan = small.plan(100, 50);
+        assert_eq!(plan.thumbnail.size, Size::Both);
+        assert_eq!(plan.output_size(100, 50), (300, 150));
+        let stays = resize(Some(300), None, Fit::Inside).plan(100, 50);
+        assert_eq!(stays.output_size(100, 50), (100, 50), "not without it");
+        let fill = Resize {
+            enlarge: true,
+            ..resize(Some(200), Some(100), Fit::Fill)
+        };
+        assert_eq!(fill.plan(100, 100).output_size(100, 100), (200, 100));
+    }
+
+    #[test]
+    fn dpr_multiplies_the_box_within_the_limit() {
+        let retina = Resize {
+            dpr: Some(2),
+            ..resize(Some(300), Some(200), Fit::Cover)
+        };
+        assert_eq!(
+            retina.plan(3000, 2000).output_size(3000, 2000),
+            (600, 400)
+        );
+        assert!(retina.check(4096).is_ok());
+        let huge =
+            Resize { dpr: Some(8), ..resize(Some(4000), None, Fit::Inside) };
+        let err = huge.check(4096).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dpr: the box times dpr is 32000 pixels, over 4096"
+        );
+        let mut r = Resize::default();
+        assert!(r.parse_item("dpr", "9", 4096).unwrap().is_err());
+        assert!(r.parse_item("dpr", "1.5", 4096).unwrap().is_err());
+        assert!(r.parse_item("enlarge", "yes", 4096).unwrap().is_err());
     }
 
     #[test]

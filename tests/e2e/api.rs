@@ -148,3 +148,19 @@ fn no_metadata_leaves_with_the_pixels() {
         }
     }
 }
+
+#[test]
+fn enlarge_and_dpr_change_the_box() {
+    let server = Server::start(&corpus());
+    let small = "formats/gif-hopper-128x128.gif";
+    let kept = decode(&server.get(&format!("/img/w_256,f_png/{small}")));
+    assert_eq!((kept.width, kept.height), (128, 128), "not enlarged by default");
+    let grown = decode(&server.get(&format!("/img/w_256,enlarge_1,f_png/{small}")));
+    assert_eq!((grown.width, grown.height), (256, 256));
+    let retina = decode(&server.get(&format!("/img/w_150,h_100,fit_cover,dpr_2/{SAW}")));
+    assert_eq!((retina.width, retina.height), (300, 200));
+    let reply = server.get(&format!("/img/w_4000,dpr_10/{SAW}"));
+    assert_eq!(reply.status, 400, "dpr is 1 to 8");
+    let reply = server.get(&format!("/img/w_3000,dpr_2/{SAW}"));
+    assert_eq!(reply.status, 400, "{}", reply.text());
+}
