@@ -647,3 +647,109 @@ pub enum Encoder {
     Avif { quality: u8, effort: u8 },
     Gif,
 }
+
+impl Image {
+    /// Turns the image clockwise by 90, 180 or 270 degrees.
+    pub fn rotate(self, degrees: u32) -> Result<Image> {
+        let angle = match degrees {
+            90 => ffi::VipsAngle_VIPS_ANGLE_D90,
+            180 => ffi::VipsAngle_VIPS_ANGLE_D180,
+            270 => ffi::VipsAngle_VIPS_ANGLE_D270,
+            _ => return Ok(self),
+        };
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_rot(self.ptr(), &mut out, angle, null::<c_char>())
+        };
+        wrap(status, out, "rot")
+    }
+
+    /// Mirrors the image left to right, top to bottom, or both.
+    pub fn flip(self, horizontal: bool, vertical: bool) -> Result<Image> {
+        let mut image = self;
+        for (wanted, direction) in [
+            (horizontal, ffi::VipsDirection_VIPS_DIRECTION_HORIZONTAL),
+            (vertical, ffi::VipsDirection_VIPS_DIRECTION_VERTICAL),
+        ] {
+            if !wanted {
+                continue;
+            }
+            let mut out = null_mut();
+            // SAFETY: live image, NULL-terminated varargs.
+            let status = unsafe {
+                ffi::vips_flip(
+                    image.ptr(),
+                    &mut out,
+                    direction,
+                    null::<c_char>(),
+                )
+            };
+            image = wrap(status, out, "flip")?;
+        }
+        Ok(image)
+    }
+
+    /// Greyscale, keeping an alpha channel.
+    pub fn to_grey(self) -> Result<Image> {
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_colourspace(
+                self.ptr(),
+                &mut out,
+                ffi::VipsInterpretation_VIPS_INTERPRETATION_B_W,
+                null::<c_char>(),
+            )
+        };
+        wrap(status, out, "colourspace")
+    }
+
+    /// A Gaussian blur of `sigma` pixels.
+    pub fn blur(self, sigma: f64) -> Result<Image> {
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_gaussblur(self.ptr(), &mut out, sigma, null::<c_char>())
+        };
+        wrap(status, out, "gaussblur")?.cast_uchar()
+    }
+
+    /// Sharpens edges with an unsharp mask of `sigma` pixels
+    /// (`vips_sharpen`, which works in LAB and returns sRGB).
+    pub fn sharpen(self, sigma: f64) -> Result<Image> {
+        let name = cstring("sigma");
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs of (name, double).
+        let status = unsafe {
+            ffi::vips_sharpen(
+                self.ptr(),
+                &mut out,
+                name.as_ptr(),
+                sigma,
+                null::<c_char>(),
+            )
+        };
+        wrap(status, out, "sharpen")?.to_srgb()
+    }
+
+    /// 8 bits per band, for operations that may widen the format.
+    fn cast_uchar(self) -> Result<Image> {
+        // SAFETY: live image.
+        let format = unsafe { ffi::vips_image_get_format(self.ptr()) };
+        if format == ffi::VipsBandFormat_VIPS_FORMAT_UCHAR {
+            return Ok(self);
+        }
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_cast(
+                self.ptr(),
+                &mut out,
+                ffi::VipsBandFormat_VIPS_FORMAT_UCHAR,
+                null::<c_char>(),
+            )
+        };
+        wrap(status, out, "cast")
+    }
+}

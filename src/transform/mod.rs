@@ -11,17 +11,20 @@
 //! 4. load, shrinking JPEGs in the decoder (shrink-on-load) so a 24 MP
 //!    photo is never decoded whole for a small derivative;
 //! 5. resize with libvips' thumbnail: EXIF orientation, ICC to sRGB;
-//! 6. 8-bit sRGB (or greyscale), flattened on white for JPEG;
-//! 7. pad to the box for `fit_contain`;
+//! 6. 8-bit sRGB (or greyscale), flattened on `bg_` (white) for JPEG;
+//! 7. pad to the box for `fit_contain`; turn, mirror, grey, blur,
+//!    sharpen ([`adjust`]);
 //! 8. decode everything into memory, so a damaged original fails here,
 //!    as bad input, and not inside the encoder; strip all metadata;
 //! 9. encode in the chosen format ([`output`]).
 
+pub mod adjust;
 pub mod output;
 pub mod preset;
 pub mod resize;
 
 use crate::vips::{self, Image};
+use adjust::Adjust;
 use output::{Format, Output, Qualities, SourceFormat};
 pub use preset::Rules;
 use resize::Resize;
@@ -50,6 +53,7 @@ impl std::fmt::Display for OptionError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Options {
     pub resize: Resize,
+    pub adjust: Adjust,
     pub output: Output,
 }
 
@@ -113,6 +117,7 @@ impl Options {
             let taken = self
                 .resize
                 .parse_item(key, value, max_side)
+                .or_else(|| self.adjust.parse_item(key, value))
                 .or_else(|| self.output.parse_item(key, value));
             match taken {
                 Some(result) => result?,
@@ -240,7 +245,13 @@ pub fn render(
     let swapped = header.orientation() >= 5;
     let (upright_w, upright_h) =
         if swapped { (height, width) } else { (width, height) };
-    let plan = options.resize.plan(upright_w as u32, upright_h as u32);
+    // A quarter turn comes after the resize: fit the turned box.
+    let resize = if options.adjust.swaps_sides() {
+        options.resize.swapped()
+    } else {
+        options.resize
+    };
+    let plan = resize.plan(upright_w as u32, upright_h as u32);
     let (out_w, out_h) = plan.output_size(upright_w as u32, upright_h as u32);
     if out_w * out_h > settings.max_output_pixels {
         return Err(RenderError::OutputTooLarge {
@@ -277,17 +288,23 @@ pub fn render(
 
     // 6. 8-bit sRGB or greyscale; no alpha where the format has none.
     let mut image = image.to_srgb().map_err(RenderError::Internal)?;
+    let background = options.adjust.background();
     if !format.has_alpha() {
-        image = image.flatten(WHITE).map_err(RenderError::Internal)?;
+        image = image.flatten(background).map_err(RenderError::Internal)?;
     }
 
-    // 7. Pad to the box.
+    // 7. Pad to the box; then turn, mirror, grey, blur, sharpen.
     if let Some((w, h)) = plan.canvas {
-        let background = padding(image.bands(), image.has_alpha());
+        let padding = padding(
+            image.bands(),
+            image.has_alpha(),
+            options.adjust.background,
+        );
         image = image
-            .embed_centre(w, h, &background)
+            .embed_centre(w, h, &padding)
             .map_err(RenderError::Internal)?;
     }
+    image = options.adjust.apply(image).map_err(RenderError::Internal)?;
 
     // 8. Decode now: errors here are the original's. Then no metadata
     // leaves with the pixels.
@@ -310,14 +327,24 @@ pub fn render(
     })
 }
 
-const WHITE: [f64; 3] = [255.0, 255.0, 255.0];
-
-/// The padding for `fit_contain`: white, or transparent when the image
-/// keeps an alpha channel.
-fn padding(bands: i32, has_alpha: bool) -> Vec<f64> {
-    let mut colour = vec![255.0; bands.max(1) as usize];
+/// The padding for `fit_contain`: `bg_` when given, opaque; otherwise
+/// white, or transparent when the image keeps an alpha channel.
+fn padding(
+    bands: i32,
+    has_alpha: bool,
+    background: Option<[u8; 3]>,
+) -> Vec<f64> {
+    let bands = bands.max(1) as usize;
+    let colour_bands = if has_alpha { bands - 1 } else { bands };
+    let [r, g, b] = background.unwrap_or([255, 255, 255]).map(f64::from);
+    let mut colour = if colour_bands >= 3 {
+        vec![r, g, b]
+    } else {
+        // Greyscale: the background's luminance (Rec. 601).
+        vec![0.299 * r + 0.587 * g + 0.114 * b]
+    };
     if has_alpha {
-        *colour.last_mut().expect("at least one band") = 0.0;
+        colour.push(if background.is_some() { 255.0 } else { 0.0 });
     }
     colour
 }

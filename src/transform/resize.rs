@@ -135,6 +135,12 @@ impl Resize {
         Some(result)
     }
 
+    /// The same options with width and height exchanged, for a box that
+    /// is turned a quarter after the resize.
+    pub fn swapped(&self) -> Resize {
+        Resize { width: self.height, height: self.width, ..*self }
+    }
+
     /// The box in device pixels: `w_` and `h_` times `dpr_`.
     pub fn device_box(&self) -> (Option<u32>, Option<u32>) {
         let dpr = self.dpr.unwrap_or(1);

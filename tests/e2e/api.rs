@@ -154,13 +154,83 @@ fn enlarge_and_dpr_change_the_box() {
     let server = Server::start(&corpus());
     let small = "formats/gif-hopper-128x128.gif";
     let kept = decode(&server.get(&format!("/img/w_256,f_png/{small}")));
-    assert_eq!((kept.width, kept.height), (128, 128), "not enlarged by default");
-    let grown = decode(&server.get(&format!("/img/w_256,enlarge_1,f_png/{small}")));
+    assert_eq!(
+        (kept.width, kept.height),
+        (128, 128),
+        "not enlarged by default"
+    );
+    let grown =
+        decode(&server.get(&format!("/img/w_256,enlarge_1,f_png/{small}")));
     assert_eq!((grown.width, grown.height), (256, 256));
-    let retina = decode(&server.get(&format!("/img/w_150,h_100,fit_cover,dpr_2/{SAW}")));
+    let retina = decode(
+        &server.get(&format!("/img/w_150,h_100,fit_cover,dpr_2/{SAW}")),
+    );
     assert_eq!((retina.width, retina.height), (300, 200));
     let reply = server.get(&format!("/img/w_4000,dpr_10/{SAW}"));
     assert_eq!(reply.status, 400, "dpr is 1 to 8");
     let reply = server.get(&format!("/img/w_3000,dpr_2/{SAW}"));
     assert_eq!(reply.status, 400, "{}", reply.text());
+}
+
+#[test]
+fn turns_mirrors_grey_blur_sharpen_and_background() {
+    use crate::harness::{Originals, cases};
+    use crate::images::pixel_at;
+
+    let originals = Originals::new();
+    let inputs = cases().join("inputs");
+    originals.add("q.jpg", &inputs.join("tiny_quadrants_64x64.jpg"));
+    originals
+        .add("disc.png", &inputs.join("rgba_transparent_bg_red_disc_200.png"));
+    let server = Server::start(&originals.root);
+    let image = |options: &str, file: &str| {
+        let reply = server.get(&format!("/img/{options}/{file}"));
+        assert_eq!(reply.status, 200, "{options}: {}", reply.text());
+        decode(&reply).image.unwrap()
+    };
+    // Which quadrant colour sits top left: red, green, blue or yellow.
+    let top_left = |img: &image::DynamicImage| {
+        let [r, g, b, _] = pixel_at(img, 0.2, 0.2);
+        match (r > 150, g > 120, b > 150) {
+            (true, false, false) => "red",
+            (false, true, false) => "green",
+            (false, false, true) => "blue",
+            (true, true, false) => "yellow",
+            other => panic!("unexpected colour {r},{g},{b}: {other:?}"),
+        }
+    };
+    assert_eq!(top_left(&image("f_png", "q.jpg")), "red");
+    assert_eq!(top_left(&image("r_90,f_png", "q.jpg")), "blue", "clockwise");
+    assert_eq!(top_left(&image("r_180,f_png", "q.jpg")), "yellow");
+    assert_eq!(top_left(&image("r_270,f_png", "q.jpg")), "green");
+    assert_eq!(top_left(&image("flip_h,f_png", "q.jpg")), "green");
+    assert_eq!(top_left(&image("flip_v,f_png", "q.jpg")), "blue");
+
+    // A turned box: 32 wide and 64 high after the turn.
+    let turned = image("w_32,h_64,fit_fill,r_90,f_png", "q.jpg");
+    assert_eq!((turned.width(), turned.height()), (32, 64));
+
+    let [r, g, b, _] = pixel_at(&image("grey_1,f_png", "q.jpg"), 0.2, 0.2);
+    assert!(r == g && g == b, "grey: {r},{g},{b}");
+
+    // A blur mixes the quadrants where they meet; without it they stay apart.
+    let sharp_edge = pixel_at(&image("f_png", "q.jpg"), 0.5, 0.2);
+    let blurred_edge = pixel_at(&image("blur_8,f_png", "q.jpg"), 0.5, 0.2);
+    assert!(
+        (sharp_edge[0] as i32 - blurred_edge[0] as i32).abs() > 20
+            || (sharp_edge[1] as i32 - blurred_edge[1] as i32).abs() > 20,
+        "{sharp_edge:?} vs {blurred_edge:?}"
+    );
+    let sharpened = image("sharpen_1.5,f_png", "q.jpg");
+    assert_eq!((sharpened.width(), sharpened.height()), (64, 64));
+
+    // bg_: transparency flattened on it, and contain padded with it.
+    let corner = pixel_at(&image("bg_0000ff,f_jpeg", "disc.png"), 0.02, 0.02);
+    assert!(corner[2] > 230 && corner[0] < 30, "blue corner: {corner:?}");
+    let padded = image("w_128,h_64,fit_contain,bg_00ff00,f_png", "q.jpg");
+    let side = pixel_at(&padded, 0.02, 0.5);
+    assert!(
+        side[1] > 230 && side[0] < 30 && side[3] == 255,
+        "green padding: {side:?}"
+    );
 }
