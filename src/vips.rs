@@ -177,13 +177,24 @@ pub enum Size {
     Force,
 }
 
+/// Whether [`Image::thumbnail`] crops to the box, and what it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crop {
+    None,
+    Centre,
+    /// libvips' attention strategy: skin tones, saturation, edges.
+    Attention,
+    /// The part with the most entropy.
+    Entropy,
+}
+
 /// Options of [`Image::thumbnail`]: the box, and whether to crop to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thumbnail {
     pub width: i32,
     pub height: i32,
     pub size: Size,
-    pub crop_centre: bool,
+    pub crop: Crop,
 }
 
 impl Image {
@@ -276,10 +287,11 @@ impl Image {
             Size::Both => ffi::VipsSize_VIPS_SIZE_BOTH,
             Size::Force => ffi::VipsSize_VIPS_SIZE_FORCE,
         };
-        let crop = if opts.crop_centre {
-            ffi::VipsInteresting_VIPS_INTERESTING_CENTRE
-        } else {
-            ffi::VipsInteresting_VIPS_INTERESTING_NONE
+        let crop = match opts.crop {
+            Crop::None => ffi::VipsInteresting_VIPS_INTERESTING_NONE,
+            Crop::Centre => ffi::VipsInteresting_VIPS_INTERESTING_CENTRE,
+            Crop::Attention => ffi::VipsInteresting_VIPS_INTERESTING_ATTENTION,
+            Crop::Entropy => ffi::VipsInteresting_VIPS_INTERESTING_ENTROPY,
         };
         let (n_height, n_size, n_crop) =
             (cstring("height"), cstring("size"), cstring("crop"));
@@ -649,6 +661,33 @@ pub enum Encoder {
 }
 
 impl Image {
+    /// The `width` × `height` area at `left`, `top`.
+    pub fn extract(
+        self,
+        left: i32,
+        top: i32,
+        width: i32,
+        height: i32,
+    ) -> Result<Image> {
+        if (left, top, width, height) == (0, 0, self.width(), self.height()) {
+            return Ok(self);
+        }
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_extract_area(
+                self.ptr(),
+                &mut out,
+                left,
+                top,
+                width,
+                height,
+                null::<c_char>(),
+            )
+        };
+        wrap(status, out, "extract_area")
+    }
+
     /// Turns the image clockwise by 90, 180 or 270 degrees.
     pub fn rotate(self, degrees: u32) -> Result<Image> {
         let angle = match degrees {

@@ -19,6 +19,7 @@
 //! 9. encode in the chosen format ([`output`]).
 
 pub mod adjust;
+pub mod gravity;
 pub mod output;
 pub mod preset;
 pub mod resize;
@@ -283,8 +284,15 @@ pub fn render(
     }
 
     // 5. Resize, upright, in sRGB.
-    let image =
+    let mut image =
         image.thumbnail(plan.thumbnail).map_err(RenderError::Undecodable)?;
+    if let Some((w, h, gravity)) = plan.window {
+        let (full_w, full_h) = (image.width(), image.height());
+        let (w, h) = (w.min(full_w), h.min(full_h));
+        let (left, top) = gravity.window(full_w, full_h, w, h);
+        image =
+            image.extract(left, top, w, h).map_err(RenderError::Internal)?;
+    }
 
     // 6. 8-bit sRGB or greyscale; no alpha where the format has none.
     let mut image = image.to_srgb().map_err(RenderError::Internal)?;

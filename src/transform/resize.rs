@@ -9,7 +9,8 @@
 //! original leaves the original at its own size.
 
 use super::OptionError;
-use crate::vips::{Size, Thumbnail};
+use super::gravity::{self, Gravity};
+use crate::vips::{Crop, Size, Thumbnail};
 
 /// How the picture meets a box that has both a width and a height.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +50,8 @@ pub struct Resize {
     pub enlarge: bool,
     /// Device pixel ratio, 1 to 8; `None` is 1.
     pub dpr: Option<u32>,
+    /// What `fit_cover` keeps.
+    pub gravity: Gravity,
 }
 
 /// libvips' largest coordinate: "no limit" for a side the URL left out.
@@ -60,6 +63,9 @@ const UNBOUNDED: i32 = 10_000_000;
 pub struct Plan {
     pub thumbnail: Thumbnail,
     pub canvas: Option<(i32, i32)>,
+    /// A window to cut from the resized picture, for `fit_cover` with a
+    /// gravity libvips' thumbnail cannot crop by itself.
+    pub window: Option<(i32, i32, Gravity)>,
     /// The factor the original shrinks by (1 or more), for shrink-on-load.
     pub shrink: f64,
 }
@@ -71,12 +77,18 @@ impl Plan {
         if let Some((w, h)) = self.canvas {
             return (w as u64, h as u64);
         }
+        if let Some((w, h, _)) = self.window {
+            let scale = 1.0 / self.shrink;
+            let full_w = (width as f64 * scale).round().max(1.0);
+            let full_h = (height as f64 * scale).round().max(1.0);
+            return (full_w.min(w as f64) as u64, full_h.min(h as f64) as u64);
+        }
         let t = self.thumbnail;
         if t.size == Size::Force {
             return (t.width as u64, t.height as u64);
         }
         let scale = 1.0 / self.shrink;
-        if t.crop_centre {
+        if t.crop != Crop::None {
             let w = (width as f64 * scale).round().min(t.width as f64);
             let h = (height as f64 * scale).round().min(t.height as f64);
             return (w as u64, h as u64);
@@ -117,6 +129,7 @@ impl Resize {
                     format!("{value:?} is not a whole ratio from 1 to 8"),
                 )),
             },
+            "g" => gravity::parse_item(value).map(|g| self.gravity = g),
             "fit" => match Fit::parse(value) {
                 Some(fit) => {
                     self.fit = fit;
@@ -133,6 +146,23 @@ impl Resize {
             _ => return None,
         };
         Some(result)
+    }
+
+    /// A thumbnail that covers `w` × `h` without cropping: led by the side
+    /// that scales most, the other left free.
+    fn cover_without_crop(
+        &self,
+        w: i32,
+        h: i32,
+        by_width: bool,
+        size: Size,
+    ) -> Thumbnail {
+        Thumbnail {
+            width: if by_width { w } else { UNBOUNDED },
+            height: if by_width { UNBOUNDED } else { h },
+            size,
+            crop: Crop::None,
+        }
     }
 
     /// The same options with width and height exchanged, for a box that
@@ -179,7 +209,7 @@ impl Resize {
             width: bound(width_px),
             height: bound(height_px),
             size,
-            crop_centre: false,
+            crop: Crop::None,
         };
         // The factor each side would be scaled by; the smaller one fits
         // inside the box, the larger one covers it.
@@ -198,6 +228,7 @@ impl Resize {
             return Plan {
                 thumbnail: inside,
                 canvas: None,
+                window: None,
                 shrink: 1.0 / fit_scale,
             };
         };
@@ -205,34 +236,55 @@ impl Resize {
             Fit::Inside => Plan {
                 thumbnail: inside,
                 canvas: None,
+                window: None,
                 shrink: 1.0 / fit_scale,
             },
             Fit::Contain => Plan {
                 thumbnail: inside,
                 canvas: Some((w, h)),
+                window: None,
                 shrink: 1.0 / fit_scale,
             },
-            Fit::Cover => Plan {
-                thumbnail: Thumbnail {
-                    width: w,
-                    height: h,
-                    size,
-                    crop_centre: true,
-                },
-                canvas: None,
-                shrink: 1.0 / cover_scale,
-            },
+            Fit::Cover => {
+                let crop = match self.gravity {
+                    Gravity::Centre => Crop::Centre,
+                    Gravity::Smart => Crop::Attention,
+                    Gravity::Entropy => Crop::Entropy,
+                    // Resized to cover the box, then cut by the gravity.
+                    gravity @ (Gravity::Edge { .. }
+                    | Gravity::Focal { .. }) => {
+                        let outside = self.cover_without_crop(
+                            w,
+                            h,
+                            scale_w >= scale_h,
+                            size,
+                        );
+                        return Plan {
+                            thumbnail: outside,
+                            canvas: None,
+                            window: Some((w, h, gravity)),
+                            shrink: 1.0 / cover_scale,
+                        };
+                    }
+                };
+                Plan {
+                    thumbnail: Thumbnail { width: w, height: h, size, crop },
+                    canvas: None,
+                    window: None,
+                    shrink: 1.0 / cover_scale,
+                }
+            }
             Fit::Outside => {
                 // Scale by the larger factor, led by the side it comes from,
                 // the other side left free.
                 let by_width = scale_w >= scale_h;
-                let thumbnail = Thumbnail {
-                    width: if by_width { w } else { UNBOUNDED },
-                    height: if by_width { UNBOUNDED } else { h },
-                    size,
-                    crop_centre: false,
-                };
-                Plan { thumbnail, canvas: None, shrink: 1.0 / cover_scale }
+                let thumbnail = self.cover_without_crop(w, h, by_width, size);
+                Plan {
+                    thumbnail,
+                    canvas: None,
+                    window: None,
+                    shrink: 1.0 / cover_scale,
+                }
             }
             Fit::Fill => {
                 // Never enlarge: a box beyond the original is scaled down,
@@ -250,9 +302,10 @@ impl Resize {
                         width: w,
                         height: h,
                         size: Size::Force,
-                        crop_centre: false,
+                        crop: Crop::None,
                     },
                     canvas: None,
+                    window: None,
                     shrink: 1.0 / least,
                 }
             }
@@ -303,7 +356,7 @@ mod tests {
     #[test]
     fn cover_crops_to_the_box() {
         let plan = resize(Some(300), Some(300), Fit::Cover).plan(3000, 2000);
-        assert!(plan.thumbnail.crop_centre);
+        assert_eq!(plan.thumbnail.crop, Crop::Centre);
         assert_eq!((plan.thumbnail.width, plan.thumbnail.height), (300, 300));
         // Covering 300x300 from 3000x2000 scales by 300/2000.
         assert!((plan.shrink - 2000.0 / 300.0).abs() < 1e-9);
@@ -313,7 +366,7 @@ mod tests {
     fn contain_fits_inside_then_pads() {
         let plan = resize(Some(300), Some(100), Fit::Contain).plan(3000, 2000);
         assert_eq!(plan.canvas, Some((300, 100)));
-        assert!(!plan.thumbnail.crop_centre);
+        assert_eq!(plan.thumbnail.crop, Crop::None);
     }
 
     #[test]

@@ -234,3 +234,43 @@ fn turns_mirrors_grey_blur_sharpen_and_background() {
         "green padding: {side:?}"
     );
 }
+
+#[test]
+fn gravity_chooses_what_cover_keeps() {
+    use crate::harness::{Originals, cases};
+    use crate::images::pixel_at;
+
+    let originals = Originals::new();
+    originals.add("q.jpg", &cases().join("inputs/tiny_quadrants_64x64.jpg"));
+    let server = Server::start(&originals.root);
+    // A 32x64 window of the 64x64 quadrants: the left or the right half.
+    let half = |gravity: &str| {
+        let reply = server
+            .get(&format!("/img/w_32,h_64,fit_cover,g_{gravity},f_png/q.jpg"));
+        assert_eq!(reply.status, 200, "g_{gravity}: {}", reply.text());
+        let image = decode(&reply);
+        assert_eq!((image.width, image.height), (32, 64), "g_{gravity}");
+        let [r, g, _, _] = pixel_at(&image.image.unwrap(), 0.5, 0.25);
+        if r > 150 && g < 100 {
+            "left"
+        } else if g > 120 && r < 100 {
+            "right"
+        } else {
+            "?"
+        }
+    };
+    assert_eq!(half("w"), "left");
+    assert_eq!(half("nw"), "left");
+    assert_eq!(half("e"), "right");
+    assert_eq!(half("se"), "right");
+    assert_eq!(half("fp-10-50"), "left");
+    assert_eq!(half("fp-90-50"), "right");
+    for gravity in ["c", "smart", "entropy"] {
+        let image = decode(
+            &server
+                .get(&format!("/img/w_32,h_64,fit_cover,g_{gravity}/q.jpg")),
+        );
+        assert_eq!((image.width, image.height), (32, 64), "g_{gravity}");
+    }
+    assert_eq!(server.get("/img/w_32,h_64,fit_cover,g_up/q.jpg").status, 400);
+}
