@@ -545,8 +545,9 @@ impl Image {
         // whose names exist in libvips 8.14 and later.
         let status = unsafe {
             match *encoder {
-                Encoder::Jpeg { quality } => {
+                Encoder::Jpeg { quality, progressive } => {
                     let opt = cstring("optimize_coding");
+                    let interlace = cstring("interlace");
                     ffi::vips_jpegsave_buffer(
                         self.ptr(),
                         &mut buf,
@@ -557,11 +558,14 @@ impl Image {
                         1 as c_int,
                         opt.as_ptr(),
                         1 as c_int,
+                        interlace.as_ptr(),
+                        progressive as c_int,
                         null::<c_char>(),
                     )
                 }
-                Encoder::Png { compression } => {
+                Encoder::Png { compression, interlace } => {
                     let level = cstring("compression");
+                    let n_interlace = cstring("interlace");
                     ffi::vips_pngsave_buffer(
                         self.ptr(),
                         &mut buf,
@@ -570,11 +574,14 @@ impl Image {
                         compression as c_int,
                         strip.as_ptr(),
                         1 as c_int,
+                        n_interlace.as_ptr(),
+                        interlace as c_int,
                         null::<c_char>(),
                     )
                 }
-                Encoder::Webp { quality, effort } => {
+                Encoder::Webp { quality, effort, lossless } => {
                     let n_effort = cstring("effort");
+                    let n_lossless = cstring("lossless");
                     ffi::vips_webpsave_buffer(
                         self.ptr(),
                         &mut buf,
@@ -585,6 +592,8 @@ impl Image {
                         effort as c_int,
                         strip.as_ptr(),
                         1 as c_int,
+                        n_lossless.as_ptr(),
+                        lossless as c_int,
                         null::<c_char>(),
                     )
                 }
@@ -653,9 +662,9 @@ fn is_metadata(name: &str) -> bool {
 /// An encoder and its settings, each one an option libvips 8.14 knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoder {
-    Jpeg { quality: u8 },
-    Png { compression: u8 },
-    Webp { quality: u8, effort: u8 },
+    Jpeg { quality: u8, progressive: bool },
+    Png { compression: u8, interlace: bool },
+    Webp { quality: u8, effort: u8, lossless: bool },
     Avif { quality: u8, effort: u8 },
     Gif,
 }

@@ -177,6 +177,10 @@ pub enum FormatChoice {
 pub struct Output {
     pub format: FormatChoice,
     pub quality: Option<u8>,
+    /// `prog_1`: progressive JPEG, interlaced PNG.
+    pub progressive: bool,
+    /// `lossless_1`: lossless WebP.
+    pub lossless: bool,
 }
 
 /// Per-format default qualities, from the configuration.
@@ -212,6 +216,17 @@ impl Output {
                     ),
                 )),
             },
+            "prog" | "lossless" if value == "0" || value == "1" => {
+                if key == "prog" {
+                    self.progressive = value == "1";
+                } else {
+                    self.lossless = value == "1";
+                }
+                Ok(())
+            }
+            "prog" | "lossless" => {
+                Err(OptionError::new(key, format!("{value:?} is not 0 or 1")))
+            }
             "q" => match value.parse::<u8>() {
                 Ok(q)
                     if (1..=100).contains(&q)
@@ -275,13 +290,17 @@ impl Output {
         match format {
             Format::Jpeg => Encoder::Jpeg {
                 quality: self.quality.unwrap_or(defaults.jpeg),
+                progressive: self.progressive,
             },
             // PNG is lossless: `q_` does not apply. Level 6 is zlib's
             // balance of size and time.
-            Format::Png => Encoder::Png { compression: 6 },
+            Format::Png => {
+                Encoder::Png { compression: 6, interlace: self.progressive }
+            }
             Format::Webp => Encoder::Webp {
                 quality: self.quality.unwrap_or(defaults.webp),
                 effort: 4,
+                lossless: self.lossless,
             },
             Format::Avif => Encoder::Avif {
                 quality: self.quality.unwrap_or(defaults.avif),
@@ -346,7 +365,7 @@ mod tests {
     fn a_fixed_format_ignores_accept() {
         let out = Output {
             format: FormatChoice::Fixed(Format::Webp),
-            quality: None,
+            ..Output::default()
         };
         assert_eq!(
             out.resolve(SourceFormat::Jpeg, false, "*/*"),
@@ -356,7 +375,7 @@ mod tests {
 
     #[test]
     fn auto_prefers_avif_then_webp_then_the_original() {
-        let out = Output { format: FormatChoice::Auto, quality: None };
+        let out = Output { format: FormatChoice::Auto, ..Output::default() };
         assert_eq!(
             out.resolve(SourceFormat::Jpeg, false, MODERN),
             Format::Avif

@@ -274,3 +274,22 @@ fn gravity_chooses_what_cover_keeps() {
     }
     assert_eq!(server.get("/img/w_32,h_64,fit_cover,g_up/q.jpg").status, 400);
 }
+
+#[test]
+fn progressive_jpeg_interlaced_png_and_lossless_webp() {
+    let server = Server::start(&corpus());
+    // A progressive JPEG has a SOF2 marker (FF C2); a baseline one SOF0.
+    let baseline = server.get(&format!("/img/w_200/{SAW}")).body;
+    let progressive = server.get(&format!("/img/w_200,prog_1/{SAW}")).body;
+    let has = |bytes: &[u8], marker: [u8; 2]| bytes.windows(2).any(|w| w == marker);
+    assert!(has(&progressive, [0xff, 0xc2]) && !has(&baseline, [0xff, 0xc2]));
+    // PNG's interlace method is the last byte of IHDR (offset 28).
+    let png = server.get(&format!("/img/w_100,f_png,prog_1/{SAW}")).body;
+    assert_eq!(png[28], 1, "Adam7");
+    // Lossless WebP is the VP8L bitstream.
+    let lossless = server.get(&format!("/img/w_100,f_webp,lossless_1/{SAW}")).body;
+    assert!(lossless.windows(4).any(|w| w == b"VP8L"));
+    let lossy = server.get(&format!("/img/w_100,f_webp/{SAW}")).body;
+    assert!(!lossy.windows(4).any(|w| w == b"VP8L"));
+    assert_eq!(server.get(&format!("/img/w_100,prog_2/{SAW}")).status, 400);
+}
