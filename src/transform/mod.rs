@@ -262,6 +262,7 @@ pub fn render(
         });
     }
     let format = options.output.resolve(source, header.has_alpha(), accept);
+    let grey_source = header.bands() <= 2;
     drop(header);
 
     // 4. Load, shrinking in the decoder where the format allows.
@@ -296,6 +297,11 @@ pub fn render(
 
     // 6. 8-bit sRGB or greyscale; no alpha where the format has none.
     let mut image = image.to_srgb().map_err(RenderError::Internal)?;
+    // A grey original with a profile was converted to sRGB, 3 bands of
+    // equal values: back to one band, so greyscale stays greyscale.
+    if grey_source && image.bands() >= 3 {
+        image = image.to_grey().map_err(RenderError::Internal)?;
+    }
     let background = options.adjust.background();
     if !format.has_alpha() {
         image = image.flatten(background).map_err(RenderError::Internal)?;

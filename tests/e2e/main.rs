@@ -8,6 +8,7 @@
 //! - `api`: sizes, fit modes and formats, on real photos;
 //! - `orientation`: every EXIF orientation comes out upright;
 //! - `caching`: hits never reach a worker; headers of hits and misses;
+//! - `colour`: profiles, CMYK, bit depth, greyscale and transparency;
 //! - `faults`: broken originals, escaping paths, bad options;
 //! - `supervision`: killed workers, malformed FastCGI, stopping;
 //! - `cases`: the shared cases of faults other servers shipped;
@@ -21,6 +22,7 @@ mod images;
 mod api;
 mod caching;
 mod cases;
+mod colour;
 mod faults;
 mod operations;
 mod orientation;
