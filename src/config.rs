@@ -68,6 +68,9 @@ pub struct Config {
     /// formats (BMP, ICO, PSD, …) and PDF are never read.
     /// Default: all but svg.
     pub input_formats: Vec<String>,
+    /// Frames of an animated GIF or WebP kept when the output animates
+    /// too; an animation with more is answered 422. Default: 100.
+    pub max_frames: u32,
     /// Largest original, in bytes. Default: 52428800 (50 MiB).
     pub max_source_bytes: u64,
     /// Largest original, in pixels, checked from the header before any
@@ -143,6 +146,7 @@ impl Default for Config {
             ]
             .map(String::from)
             .to_vec(),
+            max_frames: 100,
             max_source_bytes: 50 * 1024 * 1024,
             max_source_pixels: 100_000_000,
             max_output_pixels: 25_000_000,

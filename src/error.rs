@@ -56,6 +56,7 @@ impl Failure {
                     415
                 }
                 RenderError::TooManyPixels { .. } => 422,
+                RenderError::TooManyFrames { .. } => 422,
                 RenderError::OutputTooLarge { .. } => 400,
                 RenderError::Undecodable(_) => 422,
                 RenderError::Internal(_) => 500,
@@ -116,6 +117,9 @@ fn render_reason(error: &RenderError) -> String {
         RenderError::TooManyPixels { width, height, limit } => format!(
             "original is {width}x{height}, over the limit of {limit} pixels"
         ),
+        RenderError::TooManyFrames { frames, limit } => {
+            format!("animation has {frames} frames, over the limit of {limit}")
+        }
         RenderError::OutputTooLarge { width, height, limit } => format!(
             "the derivative would be {width}x{height}, over the limit of \
              {limit} pixels; ask for a smaller w_ or h_"

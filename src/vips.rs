@@ -697,6 +697,71 @@ impl Image {
         wrap(status, out, "extract_area")
     }
 
+    /// Another reference to the same image, for reading several areas.
+    pub fn share(&self) -> Image {
+        // SAFETY: a live GObject; the new reference is dropped by Drop.
+        unsafe { ffi::g_object_ref(self.ptr() as *mut c_void) };
+        Image(self.0)
+    }
+
+    /// Pages in the file (frames of an animation); 1 for a still.
+    pub fn n_pages(&self) -> i32 {
+        // SAFETY: live image.
+        unsafe { ffi::vips_image_get_n_pages(self.ptr()) }
+    }
+
+    /// The height of one page (frame) of a multi-page image.
+    pub fn page_height(&self) -> i32 {
+        // SAFETY: live image.
+        unsafe { ffi::vips_image_get_page_height(self.ptr()) }
+    }
+
+    /// Stacks frames of equal size into one animation, one above the
+    /// next, with the page height the encoders read. The first frame's
+    /// metadata (delays, loop count) carries over.
+    pub fn join_frames(frames: Vec<Image>) -> Result<Image> {
+        let Some(first) = frames.first() else {
+            return Err(VipsError {
+                operation: "arrayjoin",
+                message: "no frames".into(),
+            });
+        };
+        let page_height = first.height();
+        let mut pointers: Vec<*mut ffi::VipsImage> =
+            frames.iter().map(Image::ptr).collect();
+        let (n_across, n_page_height) =
+            (cstring("across"), cstring("page-height"));
+        let mut joined = null_mut();
+        // SAFETY: an array of live images, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_arrayjoin(
+                pointers.as_mut_ptr(),
+                &mut joined,
+                pointers.len() as c_int,
+                n_across.as_ptr(),
+                1 as c_int,
+                null::<c_char>(),
+            )
+        };
+        let joined = wrap(status, joined, "arrayjoin")?;
+        // A copy of our own to set the page height on.
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs; the copy is ours.
+        let status = unsafe {
+            ffi::vips_copy(joined.ptr(), &mut out, null::<c_char>())
+        };
+        let copy = wrap(status, out, "copy")?;
+        // SAFETY: live image we hold the only reference to.
+        unsafe {
+            ffi::vips_image_set_int(
+                copy.ptr(),
+                n_page_height.as_ptr(),
+                page_height,
+            )
+        };
+        Ok(copy)
+    }
+
     /// Turns the image clockwise by 90, 180 or 270 degrees.
     pub fn rotate(self, degrees: u32) -> Result<Image> {
         let angle = match degrees {

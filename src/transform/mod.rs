@@ -9,7 +9,9 @@
 //! 3. plan the resize in upright coordinates ([`resize`]), and refuse
 //!    derivatives over the output pixel limit;
 //! 4. load, shrinking JPEGs in the decoder (shrink-on-load) so a 24 MP
-//!    photo is never decoded whole for a small derivative;
+//!    photo is never decoded whole for a small derivative; an animated
+//!    GIF or WebP becoming GIF or WebP is loaded whole, and steps 5 to 7
+//!    run on each frame;
 //! 5. resize with libvips' thumbnail: EXIF orientation, ICC to sRGB;
 //! 6. 8-bit sRGB (or greyscale), flattened on `bg_` (white) for JPEG;
 //! 7. pad to the box for `fit_contain`; turn, mirror, grey, blur,
@@ -28,7 +30,7 @@ use crate::vips::{self, Image};
 use adjust::Adjust;
 use output::{Format, Output, Qualities, SourceFormat};
 pub use preset::Rules;
-use resize::Resize;
+use resize::{Plan, Resize};
 
 /// One option that could not be taken, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +163,8 @@ pub enum RenderError {
     Unsupported(String),
     /// More pixels than `max_source_pixels`.
     TooManyPixels { width: i32, height: i32, limit: u64 },
+    /// An animation with more frames than `max_frames`.
+    TooManyFrames { frames: u32, limit: u32 },
     /// A derivative larger than `max_output_pixels`.
     OutputTooLarge { width: u64, height: u64, limit: u64 },
     /// The decoder failed: the original is damaged.
@@ -172,6 +176,8 @@ pub enum RenderError {
 /// The settings of the pipeline that come from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Frames of an animation kept; more are refused.
+    pub max_frames: u32,
     /// Formats of originals taken; others are 415.
     pub input_formats: Vec<SourceFormat>,
     pub max_source_pixels: u64,
@@ -185,6 +191,7 @@ impl Settings {
     /// worker and the benchmark's in-process limit both take them from.
     pub fn from_config(config: &crate::config::Config) -> Settings {
         Settings {
+            max_frames: config.max_frames,
             input_formats: config
                 .input_formats
                 .iter()
@@ -263,9 +270,18 @@ pub fn render(
     }
     let format = options.output.resolve(source, header.has_alpha(), accept);
     let grey_source = header.bands() <= 2;
+    let pages = header.n_pages().max(1) as u32;
     drop(header);
 
-    // 4. Load, shrinking in the decoder where the format allows.
+    // 4. Load, shrinking in the decoder where the format allows. An
+    // animation whose output can animate is loaded whole, every frame.
+    let animate = pages > 1 && source.can_animate() && format.can_animate();
+    if animate && pages > settings.max_frames {
+        return Err(RenderError::TooManyFrames {
+            frames: pages,
+            limit: settings.max_frames,
+        });
+    }
     let mut load_options = format!("fail_on={}", settings.fail_on);
     if source == SourceFormat::Jpeg {
         let shrink = jpeg_shrink(plan.shrink);
@@ -273,52 +289,29 @@ pub fn render(
             load_options.push_str(&format!(",shrink={shrink}"));
         }
     }
-    let mut image =
+    if animate {
+        load_options.push_str(",n=-1");
+    }
+    let image =
         Image::load(bytes, &load_options).map_err(RenderError::Undecodable)?;
 
-    // 4b. Other formats with alpha: a box shrink first (see alpha_shrink).
-    let shrink = alpha_shrink(plan.shrink);
-    if source != SourceFormat::Jpeg && image.has_alpha() && shrink > 1 {
-        image = image
-            .shrink_with_alpha(shrink)
-            .map_err(RenderError::Undecodable)?;
-    }
-
-    // 5. Resize, upright, in sRGB.
-    let mut image =
-        image.thumbnail(plan.thumbnail).map_err(RenderError::Undecodable)?;
-    if let Some((w, h, gravity)) = plan.window {
-        let (full_w, full_h) = (image.width(), image.height());
-        let (w, h) = (w.min(full_w), h.min(full_h));
-        let (left, top) = gravity.window(full_w, full_h, w, h);
-        image =
-            image.extract(left, top, w, h).map_err(RenderError::Internal)?;
-    }
-
-    // 6. 8-bit sRGB or greyscale; no alpha where the format has none.
-    let mut image = image.to_srgb().map_err(RenderError::Internal)?;
-    // A grey original with a profile was converted to sRGB, 3 bands of
-    // equal values: back to one band, so greyscale stays greyscale.
-    if grey_source && image.bands() >= 3 {
-        image = image.to_grey().map_err(RenderError::Internal)?;
-    }
-    let background = options.adjust.background();
-    if !format.has_alpha() {
-        image = image.flatten(background).map_err(RenderError::Internal)?;
-    }
-
-    // 7. Pad to the box; then turn, mirror, grey, blur, sharpen.
-    if let Some((w, h)) = plan.canvas {
-        let padding = padding(
-            image.bands(),
-            image.has_alpha(),
-            options.adjust.background,
-        );
-        image = image
-            .embed_centre(w, h, &padding)
-            .map_err(RenderError::Internal)?;
-    }
-    image = options.adjust.apply(image).map_err(RenderError::Internal)?;
+    // 5 to 7, for the one picture or for each frame.
+    let steps = Steps { plan: &plan, options, format, source, grey_source };
+    let image = if animate {
+        let (width, page_height) = (image.width(), image.page_height());
+        let frames = (0..pages as i32)
+            .map(|page| {
+                let frame = image
+                    .share()
+                    .extract(0, page * page_height, width, page_height)
+                    .map_err(RenderError::Undecodable)?;
+                steps.frame(frame)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Image::join_frames(frames).map_err(RenderError::Internal)?
+    } else {
+        steps.frame(image)?
+    };
 
     // 8. Decode now: errors here are the original's. Then no metadata
     // leaves with the pixels.
@@ -339,6 +332,71 @@ pub fn render(
         width: image.width(),
         height: image.height(),
     })
+}
+
+/// What the pipeline does to one picture, or to each frame of an
+/// animation: steps 5 to 7.
+struct Steps<'a> {
+    plan: &'a Plan,
+    options: &'a Options,
+    format: Format,
+    source: SourceFormat,
+    grey_source: bool,
+}
+
+impl Steps<'_> {
+    fn frame(&self, mut image: Image) -> Result<Image, RenderError> {
+        let (plan, options) = (self.plan, self.options);
+
+        // 5a. Formats with alpha and no shrink-on-load: a box shrink
+        // first (see alpha_shrink).
+        let shrink = alpha_shrink(plan.shrink);
+        if self.source != SourceFormat::Jpeg && image.has_alpha() && shrink > 1
+        {
+            image = image
+                .shrink_with_alpha(shrink)
+                .map_err(RenderError::Undecodable)?;
+        }
+
+        // 5. Resize, upright, in sRGB; cut the gravity's window.
+        let mut image = image
+            .thumbnail(plan.thumbnail)
+            .map_err(RenderError::Undecodable)?;
+        if let Some((w, h, gravity)) = plan.window {
+            let (full_w, full_h) = (image.width(), image.height());
+            let (w, h) = (w.min(full_w), h.min(full_h));
+            let (left, top) = gravity.window(full_w, full_h, w, h);
+            image = image
+                .extract(left, top, w, h)
+                .map_err(RenderError::Internal)?;
+        }
+
+        // 6. 8-bit sRGB or greyscale; no alpha where the format has none.
+        let mut image = image.to_srgb().map_err(RenderError::Internal)?;
+        // A grey original with a profile was converted to sRGB, 3 bands
+        // of equal values: back to one band, so greyscale stays greyscale.
+        if self.grey_source && image.bands() >= 3 {
+            image = image.to_grey().map_err(RenderError::Internal)?;
+        }
+        if !self.format.has_alpha() {
+            image = image
+                .flatten(options.adjust.background())
+                .map_err(RenderError::Internal)?;
+        }
+
+        // 7. Pad to the box; then turn, mirror, grey, blur, sharpen.
+        if let Some((w, h)) = plan.canvas {
+            let padding = padding(
+                image.bands(),
+                image.has_alpha(),
+                options.adjust.background,
+            );
+            image = image
+                .embed_centre(w, h, &padding)
+                .map_err(RenderError::Internal)?;
+        }
+        options.adjust.apply(image).map_err(RenderError::Internal)
+    }
 }
 
 /// The padding for `fit_contain`: `bg_` when given, opaque; otherwise

@@ -60,6 +60,11 @@ impl Format {
         }
     }
 
+    /// Whether the format can hold an animation.
+    pub fn can_animate(self) -> bool {
+        matches!(self, Format::Gif | Format::Webp)
+    }
+
     /// Whether the format can carry transparency.
     pub fn has_alpha(self) -> bool {
         !matches!(self, Format::Jpeg)
@@ -129,6 +134,11 @@ impl SourceFormat {
         } else {
             return None;
         })
+    }
+
+    /// Whether originals in this format can be animated.
+    pub fn can_animate(self) -> bool {
+        matches!(self, SourceFormat::Gif | SourceFormat::Webp)
     }
 
     /// The output for "keep the original's format".

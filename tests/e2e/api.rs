@@ -281,15 +281,65 @@ fn progressive_jpeg_interlaced_png_and_lossless_webp() {
     // A progressive JPEG has a SOF2 marker (FF C2); a baseline one SOF0.
     let baseline = server.get(&format!("/img/w_200/{SAW}")).body;
     let progressive = server.get(&format!("/img/w_200,prog_1/{SAW}")).body;
-    let has = |bytes: &[u8], marker: [u8; 2]| bytes.windows(2).any(|w| w == marker);
+    let has =
+        |bytes: &[u8], marker: [u8; 2]| bytes.windows(2).any(|w| w == marker);
     assert!(has(&progressive, [0xff, 0xc2]) && !has(&baseline, [0xff, 0xc2]));
     // PNG's interlace method is the last byte of IHDR (offset 28).
     let png = server.get(&format!("/img/w_100,f_png,prog_1/{SAW}")).body;
     assert_eq!(png[28], 1, "Adam7");
     // Lossless WebP is the VP8L bitstream.
-    let lossless = server.get(&format!("/img/w_100,f_webp,lossless_1/{SAW}")).body;
+    let lossless =
+        server.get(&format!("/img/w_100,f_webp,lossless_1/{SAW}")).body;
     assert!(lossless.windows(4).any(|w| w == b"VP8L"));
     let lossy = server.get(&format!("/img/w_100,f_webp/{SAW}")).body;
     assert!(!lossy.windows(4).any(|w| w == b"VP8L"));
     assert_eq!(server.get(&format!("/img/w_100,prog_2/{SAW}")).status, 400);
+}
+
+#[test]
+fn animations_keep_their_frames_up_to_the_limit() {
+    use image::AnimationDecoder;
+
+    let server = Server::start_configured(&corpus(), 2, "max_frames = 10\n");
+    let frames = |path: &str| {
+        let reply = server.get(path);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        let cursor = std::io::Cursor::new(reply.body);
+        let frames = if path.contains("f_gif")
+            || path.ends_with(".gif") && !path.contains("f_")
+        {
+            image::codecs::gif::GifDecoder::new(cursor)
+                .unwrap()
+                .into_frames()
+                .collect_frames()
+        } else {
+            image::codecs::webp::WebPDecoder::new(cursor)
+                .unwrap()
+                .into_frames()
+                .collect_frames()
+        };
+        frames.unwrap()
+    };
+    // 9 frames of WebP, 5 of GIF: all kept, each resized.
+    let webp = frames("/img/w_40/animated/rotating-squares-9f-80x80.webp");
+    assert_eq!(webp.len(), 9);
+    assert!(webp.iter().all(|f| f.buffer().dimensions() == (40, 40)));
+    let gif = frames("/img/w_16,f_gif/animated/any-disposal-5f-32x32.gif");
+    assert_eq!(gif.len(), 5);
+    let to_webp =
+        frames("/img/w_16,f_webp/animated/any-disposal-5f-32x32.gif");
+    assert_eq!(to_webp.len(), 5, "GIF to animated WebP");
+    // 30 frames is over the limit of 10.
+    let reply =
+        server.get("/img/w_40/animated/rotating-squares-30f-80x80.gif");
+    assert_eq!(reply.status, 422);
+    assert!(
+        reply.text().contains("30 frames, over the limit of 10"),
+        "{}",
+        reply.text()
+    );
+    // A still format takes the first frame, whatever the count.
+    let still =
+        server.get("/img/w_40,f_jpeg/animated/rotating-squares-30f-80x80.gif");
+    assert_eq!(still.status, 200);
 }

@@ -319,33 +319,71 @@ fn b22_bad_numbers_are_400_and_the_worker_lives() {
     assert!(!server.log().contains("panicked"));
 }
 
-/// B08: an animated GIF whose later frames are partial rectangles. Until
-/// animation is kept, imgworker flattens animations to their first
-/// composed frame, the case's other accepted answer.
+/// B08: an animated GIF whose later frames are partial rectangles: each
+/// must be composed onto the one before, resized alike, and kept, with its
+/// delay and the loop count.
 #[test]
-fn b08_animations_become_their_composed_first_frame() {
+fn b08_animations_keep_every_composed_frame() {
+    use image::AnimationDecoder;
+
     let input = "gif_anim_6frames_partial_subrects_120.gif";
     let (_originals, server) = server_for(&[input]);
     for format in ["gif", "webp"] {
         let reply = server.get(&format!("/img/w_60,h_60,f_{format}/{input}"));
         assert_eq!(reply.status, 200, "{}", reply.text());
-        let decoded = decode(&reply);
-        assert_eq!((decoded.width, decoded.height), (60, 60));
-        let image = decoded.image.unwrap();
-        assert_near(&image, 0.05, 0.05, GREY, 6.0);
-        assert_near(&image, 0.95, 0.95, GREY, 6.0);
-        // Frame 0's orange square sits at x = 20/120.
-        assert_near(&image, 20.0 / 120.0 + 0.04, 0.5, [240, 120, 20], 12.0);
-        let frames = match format {
-            "gif" => image::codecs::gif::GifDecoder::new(
-                std::io::Cursor::new(&reply.body),
-            )
-            .map(|d| image::AnimationDecoder::into_frames(d).count())
-            .unwrap(),
-            _ => 1,
+        let cursor = std::io::Cursor::new(&reply.body);
+        let frames: Vec<image::Frame> = match format {
+            "gif" => image::codecs::gif::GifDecoder::new(cursor)
+                .unwrap()
+                .into_frames()
+                .collect_frames()
+                .unwrap(),
+            _ => image::codecs::webp::WebPDecoder::new(cursor)
+                .unwrap()
+                .into_frames()
+                .collect_frames()
+                .unwrap(),
         };
-        assert_eq!(frames, 1, "one still frame");
+        assert_eq!(frames.len(), 6, "{format}: every frame kept");
+        // The loop count, 0 (forever): GIF's NETSCAPE2.0 block, WebP's ANIM.
+        let find =
+            |tag: &[u8]| reply.body.windows(tag.len()).position(|w| w == tag);
+        let loops = match format {
+            "gif" => {
+                find(b"NETSCAPE2.0").map(|at| &reply.body[at + 13..at + 15])
+            }
+            _ => find(b"ANIM").map(|at| &reply.body[at + 12..at + 14]),
+        };
+        assert_eq!(loops, Some(&[0u8, 0][..]), "{format}: loops forever");
+        for (k, frame) in frames.iter().enumerate() {
+            let (numer, denom) = frame.delay().numer_denom_ms();
+            let delay = numer / denom.max(1);
+            assert!(
+                (110..=130).contains(&delay),
+                "{format} frame {k}: delay {delay} ms"
+            );
+            let image =
+                image::DynamicImage::ImageRgba8(frame.buffer().clone());
+            assert_eq!(
+                (image.width(), image.height()),
+                (60, 60),
+                "{format} frame {k}"
+            );
+            assert_near(&image, 0.05, 0.05, GREY, 6.0);
+            assert_near(&image, 0.95, 0.95, GREY, 6.0);
+            let x = (20.0 + 16.0 * k as f64) / 120.0 + 0.04;
+            assert_near(&image, x, 0.5, [240, 120, 20], 12.0);
+        }
     }
+    // Formats that cannot animate get the first composed frame.
+    let still = decode(&server.get(&format!("/img/w_60,h_60,f_png/{input}")));
+    assert_near(
+        &still.image.unwrap(),
+        20.0 / 120.0 + 0.04,
+        0.5,
+        [240, 120, 20],
+        12.0,
+    );
 }
 
 /// B15: an SVG with scripts and external references: refused (SVG is
