@@ -107,6 +107,9 @@ pub struct Config {
     /// and accepted with any. Empty: signing off. Each at least 16 bytes.
     /// Default: none.
     pub signing_keys: Vec<String>,
+    /// Glide's sign key, when the site's Glide URLs are signed (`s=`);
+    /// they are then checked as Glide checks them. Default: none.
+    pub glide_sign_key: Option<String>,
     /// With true, URLs may only name presets (`p_<name>`). Default: false.
     pub presets_only: bool,
     /// Sizes a URL may write with `w_`/`h_`: `"300x200"`, `"300x"` (width
@@ -160,6 +163,7 @@ impl Default for Config {
             max_rss_mb: 512,
             cache_max_bytes: 0,
             signing_keys: Vec::new(),
+            glide_sign_key: None,
             presets_only: false,
             allowed_sizes: Vec::new(),
             presets: std::collections::BTreeMap::new(),

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod fastcgi;
+pub mod glide;
 pub mod listener;
 pub mod logging;
 pub mod master;

@@ -21,8 +21,9 @@ use std::time::Instant;
 use crate::cache::{Cache, CacheError, Stored};
 use crate::error::Failure;
 use crate::fastcgi;
+use crate::glide;
 use crate::scoreboard::Scoreboard;
-use crate::signing::{self, Signer};
+use crate::signing::{self, SignatureError, Signer};
 use crate::source::{Source, SourcePath};
 use crate::status;
 use crate::sys;
@@ -44,6 +45,7 @@ pub struct Context {
     pub board: Scoreboard,
     pub pool_name: String,
     pub signer: Signer,
+    pub glide_sign_key: Option<String>,
     /// A duplicate of the listening socket, to read its queue.
     pub listener: Option<std::os::unix::net::UnixListener>,
 }
@@ -115,8 +117,12 @@ fn make(
 
     // The URL: /img/<options>/<path of the original>.
     let (segment, path) = split_uri(uri)?;
-    let (segment, signature) = signing::split_signature(segment);
-    if ctx.signer.enabled() {
+    let (segment, glide_signature) = signing::split_item(segment, "gs_");
+    let (segment, signature) = signing::split_signature(&segment);
+    if request.param_str("IMGWORKER_VIA") == Some("glide") {
+        // A Glide URL the snippet translated: Glide's own signature.
+        check_glide(ctx, request, glide_signature)?;
+    } else if ctx.signer.enabled() {
         let canonical = signing::canonical(&segment, path.as_str());
         ctx.signer
             .verify(&canonical, signature)
@@ -243,6 +249,28 @@ fn report(
         body,
         summary: format!("endpoint={}", endpoint.unwrap_or("")),
         rendered: false,
+    }
+}
+
+/// Checks a translated Glide URL's signature against the URL the client
+/// sent (`REQUEST_URI`), as Glide would.
+fn check_glide(
+    ctx: &Context,
+    request: &fastcgi::Request,
+    given: Option<&str>,
+) -> Result<(), Failure> {
+    let Some(key) = &ctx.glide_sign_key else {
+        if ctx.signer.enabled() {
+            return Err(Failure::Signature(SignatureError::Missing));
+        }
+        return Ok(());
+    };
+    let sent = request.param_str("REQUEST_URI").unwrap_or("");
+    let (path, query) = sent.split_once('?').unwrap_or((sent, ""));
+    match given {
+        None => Err(Failure::Signature(SignatureError::Missing)),
+        Some(given) if glide::verify(key, path, query, given) => Ok(()),
+        Some(_) => Err(Failure::Signature(SignatureError::Wrong)),
     }
 }
 

@@ -100,15 +100,24 @@ impl Signer {
 /// Splits the `s_` item out of an options segment: the options the
 /// signature covers, as written, and the signature.
 pub fn split_signature(segment: &str) -> (String, Option<&str>) {
-    let mut signature = None;
+    split_item(segment, "s_")
+}
+
+/// Splits the first item starting with `prefix` out of an options
+/// segment: the other items as written, and that item's value.
+pub fn split_item<'a>(
+    segment: &'a str,
+    prefix: &str,
+) -> (String, Option<&'a str>) {
+    let mut found = None;
     let mut rest: Vec<&str> = Vec::new();
     for item in segment.split(',') {
-        match item.strip_prefix("s_") {
-            Some(sig) if signature.is_none() => signature = Some(sig),
+        match item.strip_prefix(prefix) {
+            Some(value) if found.is_none() => found = Some(value),
             _ => rest.push(item),
         }
     }
-    (rest.join(","), signature)
+    (rest.join(","), found)
 }
 
 /// The canonical request a signature covers.

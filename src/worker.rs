@@ -211,6 +211,7 @@ fn boot(
         board,
         pool_name: config.pool_name.clone(),
         signer: Signer::new(&config.signing_keys),
+        glide_sign_key: config.glide_sign_key.clone(),
         listener: listener.try_clone().ok(),
     })
 }

@@ -77,7 +77,13 @@ impl Options {
     ) -> Result<Options, OptionError> {
         let mut preset = None;
         let mut explicit = Vec::new();
-        for (key, value) in items(segment)? {
+        // `_` alone: no options, the original at its own size, re-encoded.
+        let segment_items = if segment == NO_OPTIONS && !rules.presets_only {
+            Vec::new()
+        } else {
+            items(segment)?
+        };
+        for (key, value) in segment_items {
             if key == "p" {
                 if preset.is_some() {
                     return Err(OptionError::new(key, "given more than once"));
@@ -130,6 +136,9 @@ impl Options {
         Ok(())
     }
 }
+
+/// The options segment that asks for no options.
+pub const NO_OPTIONS: &str = "_";
 
 /// Splits an options segment into `key_value` pairs.
 fn items(segment: &str) -> Result<Vec<(&str, &str)>, OptionError> {

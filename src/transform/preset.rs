@@ -156,6 +156,16 @@ mod tests {
     }
 
     #[test]
+    fn an_underscore_alone_is_no_options_unless_presets_only() {
+        assert_eq!(
+            Options::parse_with("_", &rules()).unwrap(),
+            Options::default()
+        );
+        let only = Rules { presets_only: true, ..rules() };
+        assert!(Options::parse_with("_", &only).is_err());
+    }
+
+    #[test]
     fn allowed_sizes_bind_sizes_written_in_the_url() {
         let rules = Rules {
             allowed_sizes: vec![AllowedSize::parse("300x").unwrap()],

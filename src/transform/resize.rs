@@ -201,9 +201,12 @@ impl Resize {
             (Some(w), Some(h)) => Some((w as i32, h as i32)),
             _ => None,
         };
-        let size = if self.enlarge { Size::Both } else { Size::Down };
+        // Enlarging needs a box: without one the original keeps its size.
+        let enlarge =
+            self.enlarge && (width_px.is_some() || height_px.is_some());
+        let size = if enlarge { Size::Both } else { Size::Down };
         // Without enlarge_1, no side grows past the original's.
-        let cap = if self.enlarge { f64::INFINITY } else { 1.0 };
+        let cap = if enlarge { f64::INFINITY } else { 1.0 };
         let bound = |side: Option<u32>| side.map_or(UNBOUNDED, |s| s as i32);
         let inside = Thumbnail {
             width: bound(width_px),
@@ -402,6 +405,14 @@ mod tests {
             ..resize(Some(200), Some(100), Fit::Fill)
         };
         assert_eq!(fill.plan(100, 100).output_size(100, 100), (200, 100));
+    }
+
+    #[test]
+    fn enlarge_without_a_box_keeps_the_original_size() {
+        let none = Resize { enlarge: true, ..Resize::default() };
+        let plan = none.plan(100, 50);
+        assert_eq!(plan.thumbnail.size, Size::Down);
+        assert_eq!(plan.output_size(100, 50), (100, 50));
     }
 
     #[test]

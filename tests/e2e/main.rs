@@ -10,6 +10,7 @@
 //! - `caching`: hits never reach a worker; headers of hits and misses;
 //! - `colour`: profiles, CMYK, bit depth, greyscale and transparency;
 //! - `faults`: broken originals, escaping paths, bad options;
+//! - `legacy`: Glide and TimThumb URLs, translated by the snippet;
 //! - `supervision`: killed workers, malformed FastCGI, stopping;
 //! - `cases`: the shared cases of faults other servers shipped;
 //! - `operations`: status, reloads, check-config, systemd units;
@@ -24,6 +25,7 @@ mod caching;
 mod cases;
 mod colour;
 mod faults;
+mod legacy;
 mod operations;
 mod orientation;
 mod packaging;

@@ -1,0 +1,173 @@
+//! Drop-in URLs of PHP image scripts, Glide and TimThumb: translated by
+//! the Nginx snippet into native URLs, so repeats are static hits and
+//! parameter order does not matter.
+
+use crate::harness::{Server, corpus};
+use crate::images::{decode, mime};
+
+/// 2725x2225.
+const SAW: &str = "photos/flickr-saw-2725x2225.jpg";
+
+#[test]
+fn glide_parameters_mean_what_they_mean_to_glide() {
+    let server = Server::start_configured(
+        &corpus(),
+        2,
+        "\n[presets]\nsmall = \"w_50\"\n",
+    );
+    // (query, width, height, format)
+    let table = [
+        ("w=300", 300, 245, "jpeg"),
+        ("h=200", 245, 200, "jpeg"),
+        ("w=300&h=300&fit=crop", 300, 300, "jpeg"),
+        ("w=300&h=300&fit=crop-top-left", 300, 300, "jpeg"),
+        ("w=300&h=300&fit=crop-25-75", 300, 300, "jpeg"),
+        ("w=300&h=300&fit=crop-25-75-1.5", 300, 300, "jpeg"),
+        ("w=300&h=300&fit=contain", 300, 245, "jpeg"),
+        ("w=300&h=300&fit=max", 300, 245, "jpeg"),
+        ("w=300&h=300&fit=fill", 300, 300, "jpeg"),
+        ("w=300&h=300&fit=fill-max", 300, 300, "jpeg"),
+        ("w=300&h=300&fit=stretch", 300, 300, "jpeg"),
+        ("w=4000&fit=contain", 4000, 3266, "jpeg"),
+        ("w=4000&fit=max", 2725, 2225, "jpeg"),
+        ("w=100&dpr=2", 200, 163, "jpeg"),
+        ("w=100&or=90", 100, 122, "jpeg"),
+        ("w=100&flip=both&fm=png", 100, 82, "png"),
+        ("w=100&fm=webp&q=50", 100, 82, "webp"),
+        ("w=100&fm=pjpg", 100, 82, "jpeg"),
+        ("w=100&fm=avif", 100, 82, "avif"),
+        ("w=100&fm=gif", 100, 82, "gif"),
+        ("w=100&sharp=30&blur=5&bg=fff", 100, 82, "jpeg"),
+        ("p=small", 50, 41, "jpeg"),
+        // Not honoured, and ignored.
+        (
+            "w=100&bri=20&con=-10&gam=1.5&pixel=5&filt=sepia&border=1,000,overlay",
+            100,
+            82,
+            "jpeg",
+        ),
+    ];
+    for (query, width, height, format) in table {
+        let reply = server.get(&format!("/glide/{SAW}?{query}"));
+        assert_eq!(reply.status, 200, "{query}: {}", reply.text());
+        let image = decode(&reply);
+        assert_eq!((image.width, image.height), (width, height), "{query}");
+        assert_eq!(image.format, format, "{query}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some(mime(format)),
+            "{query}"
+        );
+    }
+    for bad in
+        ["w=abc", "fit=zoom", "fm=tiff", "dpr=9", "or=45", "w=300,f_png"]
+    {
+        let reply = server.get(&format!("/glide/{SAW}?{bad}"));
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.text());
+    }
+}
+
+#[test]
+fn a_glide_url_is_a_static_hit_in_any_parameter_order() {
+    let server = Server::start(&corpus());
+    let first =
+        server.get(&format!("/glide/{SAW}?w=120&h=80&fit=crop&fm=webp"));
+    assert_eq!(first.header("x-imgworker"), Some("miss"));
+    let handled = server.request_lines().len();
+    for query in ["fm=webp&fit=crop&h=80&w=120", "h=80&w=120&fm=webp&fit=crop"]
+    {
+        let again = server.get(&format!("/glide/{SAW}?{query}"));
+        assert_eq!(again.header("x-imgworker"), Some("hit"), "{query}");
+        assert_eq!(again.body, first.body);
+    }
+    assert_eq!(
+        server.request_lines().len(),
+        handled,
+        "no worker saw the repeats"
+    );
+}
+
+#[test]
+fn signed_glide_urls_are_checked_as_glide_checks_them() {
+    let server = Server::start_configured(
+        &corpus(),
+        1,
+        "glide_sign_key = \"glide-secret\"\n",
+    );
+    // md5("glide-secret:glide/photos/flickr-saw-2725x2225.jpg?fm=png&w=64"),
+    // computed independently with Python's hashlib.
+    let good = "f4a91335b4b835c58975f82299724667";
+    let computed = imgworker::glide::signature(
+        "glide-secret",
+        &format!("/glide/{SAW}"),
+        "w=64&fm=png",
+    );
+    assert_eq!(computed, good);
+    let reply = server.get(&format!("/glide/{SAW}?w=64&fm=png&s={good}"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let reordered = server.get(&format!("/glide/{SAW}?s={good}&fm=png&w=64"));
+    assert_eq!(reordered.status, 200, "order does not matter");
+    let missing = server.get(&format!("/glide/{SAW}?w=64&fm=png"));
+    assert_eq!(missing.status, 403);
+    let wrong = server.get(&format!("/glide/{SAW}?w=65&fm=png&s={good}"));
+    assert_eq!(wrong.status, 403, "the signature covers the parameters");
+}
+
+#[test]
+fn timthumb_parameters_mean_what_they_mean_to_timthumb() {
+    let server = Server::start(&corpus());
+    let table = [
+        ("w=200&h=100", 200, 100),
+        ("w=200&h=100&zc=1", 200, 100),
+        ("w=200&h=100&zc=0", 200, 100),
+        ("w=200&h=100&zc=2&cc=ff0000", 200, 100),
+        ("w=200&h=100&zc=3", 122, 100),
+        ("w=200&h=100&a=tl", 200, 100),
+        ("w=200&h=100&a=br&s=1&q=60", 200, 100),
+        ("w=200", 200, 163),
+        ("w=4000", 4000, 3266),
+        ("w=200&f=2&ct=1", 200, 163),
+    ];
+    for (query, width, height) in table {
+        let reply = server.get(&format!("/timthumb.php?src=/{SAW}&{query}"));
+        assert_eq!(reply.status, 200, "{query}: {}", reply.text());
+        let image = decode(&reply);
+        assert_eq!((image.width, image.height), (width, height), "{query}");
+        assert_eq!(image.format, "jpeg", "TimThumb keeps the format");
+    }
+    // zc=2 pads with the canvas colour: red sides on a 200x100 canvas.
+    let padded =
+        decode(&server.get(&format!(
+            "/timthumb.php?src={SAW}&w=200&h=100&zc=2&cc=ff0000"
+        )));
+    let side = crate::images::pixel_at(&padded.image.unwrap(), 0.02, 0.5);
+    assert!(side[0] > 200 && side[1] < 60, "red padding: {side:?}");
+}
+
+#[test]
+fn timthumb_never_fetches_remote_sources_and_repeats_are_hits() {
+    let server = Server::start(&corpus());
+    for src in [
+        "http://example.com/a.jpg",
+        "https://127.0.0.1/a.jpg",
+        "//example.com/a.jpg",
+        "",
+        "../etc/passwd",
+    ] {
+        let reply = server.get(&format!("/timthumb.php?src={src}&w=10"));
+        assert!(
+            [400, 403, 404].contains(&reply.status),
+            "{src:?}: {}",
+            reply.status
+        );
+    }
+    let first =
+        server.get(&format!("/timthumb.php?src=/{SAW}&w=90&h=60&zc=1"));
+    assert_eq!(first.header("x-imgworker"), Some("miss"));
+    let again = server.get(&format!("/timthumb.php?zc=1&h=60&w=90&src={SAW}"));
+    assert_eq!(
+        again.header("x-imgworker"),
+        Some("hit"),
+        "one derivative for both spellings"
+    );
+}
