@@ -8,20 +8,31 @@
 //     require 'imgworker-sign.php';
 //     echo imgworker_sign('/img/w_300,f_webp/photos/a.jpg', $key);
 //     // /img/w_300,f_webp,s_<22 characters>/photos/a.jpg
+//     echo imgworker_sign('https://cdn.example.com/img/w_300/photos/a.jpg', $key);
 //
-// The signature is HMAC-SHA256 over "<options>/<path>", its first 16
-// bytes in base64url without padding, added to the options as s_…
-// (see imgworker's src/signing.rs, which must agree with this file).
+// The signature is HMAC-SHA256 over "<options>/<path>" as the server sees
+// them (percent-decoded), its first 16 bytes in base64url without padding,
+// added to the options as s_… (see imgworker's src/signing.rs, which must
+// agree with this file). A query string is kept but not signed.
 
 function imgworker_sign(string $url, string $key): string
 {
-    if (!preg_match('#^(.*?)/([^/]+)/([^/]+)/(.+)$#', $url, $m)) {
+    $parts = parse_url($url);
+    $path = $parts['path'] ?? '';
+    if (!preg_match('#^/([^/]+)/([^/]+)/(.+)$#', $path, $m)) {
         throw new InvalidArgumentException(
             "$url: expected /<prefix>/<options>/<path of the original>"
         );
     }
-    [, $origin, $prefix, $options, $path] = $m;
-    $mac = hash_hmac('sha256', "$options/$path", $key, true);
+    [, $prefix, $options, $original] = $m;
+    $canonical = rawurldecode($options) . '/' . rawurldecode($original);
+    $mac = hash_hmac('sha256', $canonical, $key, true);
     $signature = rtrim(strtr(base64_encode(substr($mac, 0, 16)), '+/', '-_'), '=');
-    return "$origin/$prefix/$options,s_$signature/$path";
+
+    $origin = isset($parts['host'])
+        ? ($parts['scheme'] ?? 'https') . '://' . $parts['host']
+            . (isset($parts['port']) ? ':' . $parts['port'] : '')
+        : '';
+    $query = isset($parts['query']) ? '?' . $parts['query'] : '';
+    return "$origin/$prefix/$options,s_$signature/$original$query";
 }

@@ -175,9 +175,19 @@ impl Default for Config {
     }
 }
 
+/// Most workers in a pool: a reload runs two generations side by side in
+/// the scoreboard's slots.
+pub const MAX_WORKERS: usize = crate::scoreboard::MAX_SLOTS / 2;
+
 /// A configuration that cannot be used, with where and why.
 #[derive(Debug)]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn new(message: String) -> ConfigError {
+        ConfigError(message)
+    }
+}
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -207,11 +217,18 @@ impl Config {
             let line = err.message().lines().next().unwrap_or("").to_string();
             match err.span() {
                 Some(span) => {
-                    let at = text[..span.start.min(text.len())]
-                        .matches('\n')
-                        .count()
-                        + 1;
-                    format!("line {at}: {line}")
+                    let start = span.start.min(text.len());
+                    let at = text[..start].matches('\n').count() + 1;
+                    // The key on that line, when the error is its value's.
+                    let source_line = text.lines().nth(at - 1).unwrap_or("");
+                    let key = source_line
+                        .split_once('=')
+                        .map(|(key, _)| key.trim())
+                        .filter(|key| !key.is_empty() && !line.contains(key));
+                    match key {
+                        Some(key) => format!("line {at}: {key}: {line}"),
+                        None => format!("line {at}: {line}"),
+                    }
                 }
                 None => line,
             }
@@ -269,12 +286,24 @@ impl Config {
             return Err("request_time_limit_s: must be at least 1".into());
         }
         if self.pool_name.is_empty()
-            || !self.pool_name.bytes().all(|b| b.is_ascii_graphic())
+            || !self
+                .pool_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         {
             return Err(format!(
-                "pool_name: {:?} must be printable, without spaces",
+                "pool_name: {:?} may hold letters, digits, '.', '_' and '-'",
                 self.pool_name
             ));
+        }
+        if self.workers > MAX_WORKERS {
+            return Err(format!(
+                "workers: {} is more than {MAX_WORKERS}",
+                self.workers
+            ));
+        }
+        if self.max_output_pixels == 0 {
+            return Err("max_output_pixels: must be at least 1".into());
         }
         if self.max_output_side == 0 {
             return Err("max_output_side: must be at least 1".to_string());
@@ -292,6 +321,24 @@ impl Config {
                     path.display()
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Checks what only this machine can tell: that the roots exist. Run
+    /// by `check-config` and at start, not when parsing.
+    pub fn check_paths(&self) -> Result<(), String> {
+        if !self.source_root.is_dir() {
+            return Err(format!(
+                "source_root: {} is not a directory",
+                self.source_root.display()
+            ));
+        }
+        if self.cache_root.exists() && !self.cache_root.is_dir() {
+            return Err(format!(
+                "cache_root: {} is not a directory",
+                self.cache_root.display()
+            ));
         }
         Ok(())
     }
@@ -369,13 +416,26 @@ mod tests {
             .lines()
             .take_while(|l| !l.starts_with("#[presets]"))
             .map(|l| {
-                l.strip_prefix('#').filter(|l| l.contains(" = ")).unwrap_or("")
+                // `#key = value`: a setting; `# …` is prose.
+                l.strip_prefix('#')
+                    .filter(|l| l.contains(" = ") && !l.starts_with(' '))
+                    .unwrap_or("")
             })
             .collect::<Vec<_>>()
             .join("\n");
         let defaults = Config::parse(&uncommented).unwrap();
         assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
         assert_eq!(format!("{example:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_key() {
+        let err = Config::parse("workers = \"two\"\n").unwrap_err();
+        assert!(err.starts_with("line 1: workers: invalid type"), "{err}");
+        let err = Config::parse("workers = 100000\n").unwrap_err();
+        assert_eq!(err, "workers: 100000 is more than 256");
+        let err = Config::parse("pool_name = 'a\"}b'\n").unwrap_err();
+        assert!(err.starts_with("pool_name:"), "{err}");
     }
 
     #[test]

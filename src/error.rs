@@ -58,6 +58,7 @@ impl Failure {
                 RenderError::TooManyPixels { .. } => 422,
                 RenderError::TooManyFrames { .. } => 422,
                 RenderError::OutputTooLarge { .. } => 400,
+                RenderError::TooLargeForFormat { .. } => 400,
                 RenderError::Undecodable(_) => 422,
                 RenderError::Internal(_) => 500,
             },
@@ -120,6 +121,12 @@ fn render_reason(error: &RenderError) -> String {
         RenderError::TooManyFrames { frames, limit } => {
             format!("animation has {frames} frames, over the limit of {limit}")
         }
+        RenderError::TooLargeForFormat { format, width, height } => format!(
+            "{} holds at most {} pixels a side, and the derivative would be \
+             {width}x{height}; ask for a smaller w_ or h_",
+            format.extension().to_ascii_uppercase(),
+            format.max_side()
+        ),
         RenderError::OutputTooLarge { width, height, limit } => format!(
             "the derivative would be {width}x{height}, over the limit of \
              {limit} pixels; ask for a smaller w_ or h_"

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use imgworker::config::Config;
 use imgworker::signing::{self, Signer};
+use imgworker::source::SourcePath;
 use imgworker::{logging, master, sweep};
 
 #[derive(Parser)]
@@ -123,16 +124,25 @@ fn main() -> ExitCode {
             report(sweep(&roots, max_bytes))
         }
         Command::Sign { config, url } => report(sign(&config, &url)),
-        Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
+        Command::CheckConfig { file } => {
+            match Config::load(&file).and_then(|c| {
+                c.check_paths().map_err(|reason| {
+                    imgworker::config::ConfigError::new(format!(
+                        "{}: {reason}",
+                        file.display()
+                    ))
+                })
+            }) {
+                Ok(()) => {
+                    println!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("{err}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(err) => {
-                eprintln!("{err}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }
 
@@ -154,7 +164,9 @@ fn purge(roots: &RootArgs, paths: &[String]) -> anyhow::Result<String> {
     let config = roots.config()?;
     let mut removed = 0;
     for path in paths {
-        removed += sweep::purge(&config.cache_root, path)?;
+        let original = SourcePath::new(path.trim_start_matches('/'))
+            .map_err(|reason| anyhow::anyhow!("{path}: {reason}"))?;
+        removed += sweep::purge(&config.cache_root, original.as_str())?;
     }
     Ok(format!("purged originals={} derivatives={removed}", paths.len()))
 }

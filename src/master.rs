@@ -67,6 +67,7 @@ impl ConfigSource {
         };
         (self.apply_flags)(&mut config)?;
         config.check().map_err(anyhow::Error::msg)?;
+        config.check_paths().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 }
@@ -143,6 +144,9 @@ pub fn run(source: ConfigSource) -> anyhow::Result<()> {
     );
     let result = master.supervise();
     sys::notify_systemd("STOPPING=1");
+    // New connections fail at once (Nginx answers 503) instead of
+    // queueing for workers that are leaving.
+    master.listener.remove();
     let wait = match &result {
         Ok(Stop::Graceful) => {
             Duration::from_secs(master.config.shutdown_timeout_s)
@@ -206,6 +210,9 @@ impl Master {
                 "reload cannot move the socket to {}; restart to do that",
                 config.socket.display()
             );
+        }
+        if config.listen_backlog != self.config.listen_backlog {
+            warn!("reload cannot change listen_backlog; restart to do that");
         }
         if let Some(level) = config.log_level() {
             logging::set_level(level);

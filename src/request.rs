@@ -73,6 +73,13 @@ pub fn answer(ctx: &Context, request: &fastcgi::Request) -> Answer {
         Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         None => String::new(),
     };
+    // For the log: the status page and the ping have no DOCUMENT_URI.
+    let logged = match request.param("REQUEST_URI") {
+        Some(bytes) if uri.is_empty() => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        _ => uri.clone(),
+    };
     let head = request.param_str("REQUEST_METHOD") == Some("HEAD");
     let endpoint = request.param_str("IMGWORKER_ENDPOINT");
     let mut answer = match endpoint {
@@ -86,7 +93,7 @@ pub fn answer(ctx: &Context, request: &fastcgi::Request) -> Answer {
         answer.body.clear();
     }
     answer.summary = format!(
-        "status={} ms={} uri={uri:?} {}",
+        "status={} ms={} uri={logged:?} {}",
         answer.status,
         started.elapsed().as_millis(),
         answer.summary

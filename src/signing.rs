@@ -141,8 +141,36 @@ pub fn sign_url(signer: &Signer, url: &str) -> Option<String> {
         return None;
     }
     let (options, _) = split_signature(segment);
-    let signature = signer.sign(&canonical(&options, original))?;
+    // The server checks the path as Nginx decodes it ($uri).
+    let canonical =
+        canonical(&percent_decode(&options), &percent_decode(original));
+    let signature = signer.sign(&canonical)?;
     Some(format!("{origin}/{prefix}/{options},s_{signature}/{original}"))
+}
+
+/// `%XX` decoding, as Nginx decodes a URL's path into `$uri`.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| {
+            std::str::from_utf8(h)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        });
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -225,5 +253,9 @@ mod tests {
             "https://example.com/img/w_300,f_webp,s_lxs-vvMlV-tXi-a7PwDxsA/photos/a.jpg"
         );
         assert!(sign_url(&signer, "/img/w_300").is_none());
+        // The path is signed as the server sees it, decoded.
+        let encoded = sign_url(&signer, "/img/w_300/a%20b.jpg").unwrap();
+        let plain = sign_url(&signer, "/img/w_300/a b.jpg").unwrap();
+        assert_eq!(encoded.replace("%20", " "), plain);
     }
 }

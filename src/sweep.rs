@@ -2,8 +2,9 @@
 //!
 //! Both work on the files alone, while Nginx and the workers run: removing
 //! a derivative only means the next request for it is a miss, and a file
-//! Nginx is sending stays readable until it is closed. Directories are
-//! left in place, because a worker may be about to write into one.
+//! Nginx is sending stays readable until it is closed. A sweep removes the
+//! directories it leaves empty; a worker about to write into one that
+//! vanished makes it again (the cache module retries once).
 //!
 //! The tree is `<cache root>/<prefix>/<options>/<path>.<ext>` (see the
 //! cache module), so a derivative names its original: `<path>` under the
@@ -136,7 +137,24 @@ pub fn sweep(
     }
     swept.kept = kept.len();
     swept.kept_bytes = total;
+    for prefix in subdirectories(cache_root)? {
+        remove_empty_dirs(&prefix);
+    }
     Ok(swept)
+}
+
+/// Removes the empty directories under `dir`, deepest first, and `dir`
+/// itself if it ends up empty. Errors (a directory a worker just filled)
+/// only mean it stays.
+fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                remove_empty_dirs(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// `photos/a.jpg.webp` → `photos/a.jpg`: the derivative's extension off.
@@ -268,5 +286,8 @@ mod tests {
         // Of the two fresh derivatives, the one read longest ago went.
         assert!(!cache.path().join("img/w_1/b.jpg.jpg").exists());
         assert!(cache.path().join("img/w_2/b.jpg.webp").exists());
+        // What was emptied is gone; what holds a derivative stays.
+        assert!(!cache.path().join("img/w_1").exists());
+        assert!(cache.path().join("img/w_2").exists());
     }
 }

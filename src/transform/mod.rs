@@ -174,6 +174,8 @@ pub enum RenderError {
     TooManyPixels { width: i32, height: i32, limit: u64 },
     /// An animation with more frames than `max_frames`.
     TooManyFrames { frames: u32, limit: u32 },
+    /// A derivative with a side longer than its format can hold.
+    TooLargeForFormat { format: Format, width: u64, height: u64 },
     /// A derivative larger than `max_output_pixels`.
     OutputTooLarge { width: u64, height: u64, limit: u64 },
     /// The decoder failed: the original is damaged.
@@ -278,6 +280,13 @@ pub fn render(
         });
     }
     let format = options.output.resolve(source, header.has_alpha(), accept);
+    if out_w.max(out_h) > format.max_side() {
+        return Err(RenderError::TooLargeForFormat {
+            format,
+            width: out_w,
+            height: out_h,
+        });
+    }
     let grey_source = header.bands() <= 2;
     let pages = header.n_pages().max(1) as u32;
     drop(header);

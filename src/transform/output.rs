@@ -60,6 +60,18 @@ impl Format {
         }
     }
 
+    /// The longest side the format's encoder takes (libjpeg, libwebp,
+    /// libheif for AVIF that browsers will read, GIF's 16 bits).
+    pub fn max_side(self) -> u64 {
+        match self {
+            Format::Jpeg => 65_500,
+            Format::Webp => 16_383,
+            Format::Avif => 16_384,
+            Format::Gif => 65_535,
+            Format::Png => 1 << 31,
+        }
+    }
+
     /// Whether the format can hold an animation.
     pub fn can_animate(self) -> bool {
         matches!(self, Format::Gif | Format::Webp)
@@ -240,6 +252,7 @@ impl Output {
             "q" => match value.parse::<u8>() {
                 Ok(q)
                     if (1..=100).contains(&q)
+                        && !value.starts_with('0')
                         && value.bytes().all(|b| b.is_ascii_digit()) =>
                 {
                     self.quality = Some(q);
@@ -441,7 +454,7 @@ mod tests {
     fn quality_is_1_to_100() {
         let mut out = Output::default();
         assert!(out.parse_item("q", "100").unwrap().is_ok());
-        for bad in ["0", "101", "-1", "+5", "", "8.5"] {
+        for bad in ["0", "101", "-1", "+5", "", "8.5", "080"] {
             assert!(out.parse_item("q", bad).unwrap().is_err(), "{bad}");
         }
     }

@@ -23,7 +23,10 @@ impl AllowedSize {
     pub fn parse(text: &str) -> Option<AllowedSize> {
         let (w, h) = text.split_once('x')?;
         let side = |s: &str| -> Option<Option<u32>> {
-            if s.is_empty() { Some(None) } else { s.parse().ok().map(Some) }
+            if s.is_empty() {
+                return Some(None);
+            }
+            s.parse().ok().filter(|n| *n > 0).map(Some)
         };
         let size = AllowedSize { width: side(w)?, height: side(h)? };
         (size.width.is_some() || size.height.is_some()).then_some(size)
@@ -69,6 +72,14 @@ impl Rules {
             if options.split(',').any(|item| item.starts_with("p_")) {
                 return Err(format!(
                     "presets: {name}: a preset cannot name another"
+                ));
+            }
+            // Nginx picks negotiated files by the f_auto written in the
+            // URL; inside a preset it cannot see it.
+            if options.split(',').any(|item| item == "f_auto") {
+                return Err(format!(
+                    "presets: {name}: f_auto cannot be in a preset; write it \
+                     in the URL beside p_{name}"
                 ));
             }
             Options::parse_with(options, &Rules::plain(self.max_side))
@@ -196,5 +207,11 @@ mod tests {
         assert!(bad.check(&[]).is_err());
         bad.presets.insert("loop".into(), "w_0".into());
         assert!(bad.check(&[]).unwrap_err().starts_with("presets: loop: w:"));
+        bad.presets.insert("loop".into(), "w_10,f_auto".into());
+        assert!(
+            bad.check(&[])
+                .unwrap_err()
+                .contains("f_auto cannot be in a preset")
+        );
     }
 }

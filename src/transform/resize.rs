@@ -316,10 +316,12 @@ impl Resize {
     }
 }
 
-/// A width or height: digits only, 1 to `max_side`.
+/// A width or height: digits only, no leading zero (one spelling per
+/// number, so one file per derivative), 1 to `max_side`.
 fn side(key: &str, value: &str, max_side: u32) -> Result<u32, OptionError> {
-    let number = if !value.is_empty()
-        && value.len() <= 9
+    let leading_zero = value.len() > 1 && value.starts_with('0');
+    let number = if (1..=9).contains(&value.len())
+        && !leading_zero
         && value.bytes().all(|b| b.is_ascii_digit())
     {
         value.parse::<u32>().ok()
@@ -451,8 +453,17 @@ mod tests {
         let mut r = Resize::default();
         assert!(r.parse_item("w", "300", 4096).unwrap().is_ok());
         assert_eq!(r.width, Some(300));
-        for bad in ["0", "-100", "abc", "", "NaN", "1e3", "4097", "9999999999"]
-        {
+        for bad in [
+            "0",
+            "-100",
+            "abc",
+            "",
+            "NaN",
+            "1e3",
+            "4097",
+            "9999999999",
+            "0300",
+        ] {
             let err = r.parse_item("w", bad, 4096).unwrap().unwrap_err();
             assert!(err.to_string().starts_with("w: "), "{err}");
         }

@@ -145,7 +145,8 @@ fn bad_options_get_400_with_a_reason() {
         ("q_101", "q: \"101\" is not a quality from 1 to 100"),
         ("fit_crop", "fit: \"crop\" is not one of"),
         ("f_tiff", "f: \"tiff\" is not one of"),
-        ("blur_5", "blur: unknown option"),
+        ("zoom_5", "zoom: unknown option"),
+        ("w_0300", "w: \"0300\" is not a whole number of pixels"),
         ("w_10,w_20", "w: given more than once"),
     ];
     for (options, reason) in table {
@@ -262,5 +263,24 @@ fn a_derivative_over_the_output_pixel_limit_is_refused_before_decoding() {
     assert_eq!(
         server.get("/img/w_800/photos/milkyway-24mp-4000x6000.jpg").status,
         200
+    );
+}
+
+#[test]
+fn a_derivative_wider_than_its_format_allows_is_a_400_not_a_500() {
+    let originals = Originals::new();
+    let wide = "png_width_65536_height_16_grey.png";
+    originals.add(wide, &crate::harness::cases().join("inputs").join(wide));
+    let server = Server::start(&originals.root);
+    for format in ["jpeg", "webp", "avif", "gif"] {
+        let reply = server.get(&format!("/img/f_{format}/{wide}"));
+        assert_eq!(reply.status, 400, "f_{format}: {}", reply.text());
+        assert!(reply.text().contains("pixels a side"), "{}", reply.text());
+    }
+    assert_eq!(server.get(&format!("/img/f_png/{wide}")).status, 200);
+    assert_eq!(server.get(&format!("/img/w_1024,f_webp/{wide}")).status, 200);
+    assert!(
+        !server.log().contains(" ERROR "),
+        "no client request is our failure"
     );
 }

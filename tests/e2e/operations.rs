@@ -129,22 +129,19 @@ fn a_bad_config_on_reload_keeps_the_running_workers() {
 }
 
 #[test]
-fn a_reload_whose_workers_cannot_start_keeps_the_previous_ones() {
+fn a_reload_whose_source_root_is_gone_keeps_the_running_workers() {
     let originals = Originals::new();
     originals.add("a.jpg", &corpus().join("photos/flickr-saw-2725x2225.jpg"));
     let server = Server::start(&originals.root);
     let before = server.worker_pids();
-    // The running workers hold the root open; new ones will not find it.
+    // The running workers hold the root open; the new config's is gone.
     std::fs::rename(&originals.root, originals.dir.path().join("moved"))
         .unwrap();
     server.signal(Signal::SIGHUP);
-    server.wait_for(
-        |s| s.log().contains("keeping the workers of generation=1"),
-        "the roll-back",
-    );
-    server.wait_for(|s| s.worker_pids() == before, "only the old workers");
-    assert_eq!(server.get("/img/w_50/a.jpg").status, 200, "old workers serve");
+    server.wait_for(|s| s.log().contains("reload failed"), "the refusal");
     assert!(server.log().contains("source_root: "), "says why");
+    assert_eq!(server.worker_pids(), before);
+    assert_eq!(server.get("/img/w_50/a.jpg").status, 200, "old workers serve");
 }
 
 #[test]
@@ -164,18 +161,30 @@ fn quit_stops_gracefully() {
 #[test]
 fn check_config_accepts_the_example_and_names_the_key_of_a_bad_file() {
     let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    // The shipped example, pointed at a source root that exists here.
+    let example =
+        std::fs::read_to_string(project.join("imgworker.toml")).unwrap();
+    let good = dir.path().join("imgworker.toml");
+    let root = corpus().canonicalize().unwrap();
+    std::fs::write(&good, format!("source_root = {root:?}\n{example}"))
+        .unwrap();
     let ok = Command::new(env!("CARGO_BIN_EXE_imgworker"))
         .arg("check-config")
-        .arg(project.join("imgworker.toml"))
+        .arg(&good)
         .output()
         .unwrap();
-    assert!(ok.status.success());
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(
         String::from_utf8_lossy(&ok.stdout).ends_with("imgworker.toml: ok\n")
     );
 
-    let dir = tempfile::tempdir().unwrap();
     let table = [
+        ("workers = \"two\"\n", "bad.toml: line 1: workers: invalid type"),
+        (
+            "source_root = \"/nonexistent/originals\"\n",
+            "bad.toml: source_root: /nonexistent/originals is not a directory",
+        ),
         (
             "workers = 2\nqualty = 5\n",
             "bad.toml: line 2: unknown field `qualty`",
@@ -370,4 +379,40 @@ fn systemd_hears_ready_status_reloading_and_stopping() {
     nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
     wait_for("STOPPING=1");
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_file_in_the_sockets_place_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, "precious").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args(["serve", "--workers", "1", "--socket"])
+        .arg(&precious)
+        .arg("--source-root")
+        .arg(corpus())
+        .arg("--cache-root")
+        .arg(dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("exists and is not a socket"), "{log}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "precious");
+}
+
+#[test]
+fn purge_refuses_paths_that_leave_the_cache() {
+    let server = Server::start(&corpus());
+    let output = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args(["purge", "--cache-root"])
+        .arg(&server.cache_root)
+        .args(["--source-root"])
+        .arg(&server.source_root)
+        .args(["--config", "/nonexistent.toml", "../../victim.jpg"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("dot segment"), "{stderr}");
 }

@@ -43,6 +43,7 @@ fn the_deb_installs_everything_a_sysadmin_needs() {
         "./lib/systemd/system/imgworker-sweep.timer",
         "./usr/share/doc/imgworker/README.md",
         "./usr/share/doc/imgworker/SIGNALS.md",
+        "./usr/share/imgworker/contrib/imgworker-sign.php",
     ] {
         assert!(
             listing.lines().any(|l| l.ends_with(file)),
@@ -70,6 +71,9 @@ fn the_deb_installs_everything_a_sysadmin_needs() {
     let postinst =
         std::fs::read_to_string(control.path().join("postinst")).unwrap();
     assert!(postinst.contains("adduser --system --group"), "{postinst}");
+    assert!(
+        postinst.contains("chgrp imgworker /etc/imgworker/imgworker.toml")
+    );
     let conffiles =
         std::fs::read_to_string(control.path().join("conffiles")).unwrap();
     assert!(
