@@ -44,6 +44,30 @@ def run(ctx):
     return rows
 
 
+def fsync_cost(ctx, key="jpeg1", fmt="jpeg"):
+    """The same misses with the pool's default (each derivative flushed
+    to disk before Nginx can see it) and with `cache_fsync = false`,
+    interleaved: the time a worker spends waiting for the disk is time it
+    renders nothing, and it weighs most on small originals."""
+    off = os.path.join(ctx.run_dir, "no-fsync.toml")
+    with open(off, "w") as f:
+        f.write("cache_fsync = false\n")
+    runs = {"on": [], "off": []}
+    for r in range(ctx.rounds):
+        for mode in (("on", "off") if r % 2 == 0 else ("off", "on")):
+            ctx.stack.restart_pool(ctx.workers,
+                                   config=off if mode == "off" else None)
+            runs[mode].append(imgworker(ctx, key, fmt))
+    ctx.stack.restart_pool(ctx.workers)
+    result = {"source": corpus.describe(key),
+              "conversion": conversion(key, fmt),
+              "on": summarise(runs["on"]), "off": summarise(runs["off"])}
+    ctx.log("fsync %s %s: %.1f/s with, %.1f/s without" % (
+        result["source"], result["conversion"], result["on"]["per_s"],
+        result["off"]["per_s"]))
+    return result
+
+
 def point(ctx, key, fmt):
     suffix = corpus.extension(key)
     contenders = {"imgworker": lambda: imgworker(ctx, key, fmt),
@@ -113,14 +137,14 @@ def imgworker(ctx, key, fmt):
 
 
 def measured(pids, run):
-    """Runs wrk, waits until the server's processes `pids` are idle (a
-    closed-loop client leaves work behind when it stops, which must not
-    fall on the next run), and adds their CPU time per answer. The work
-    left behind is counted too, for every server alike."""
+    """Runs wrk and adds the server's CPU time per answer, over the run's
+    own window (processes `pids`), then waits until they are idle: a
+    closed-loop client leaves work behind when it stops, which must fall
+    on neither this run's count nor the next run."""
     before = cpu_ticks(pids)
     result = run()
-    settle(pids)
     ticks = cpu_ticks(pids) - before
+    settle(pids)
     result["cpu_ms"] = round(ticks * 1000 / TICKS
                              / max(result["requests"], 1), 1)
     return result

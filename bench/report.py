@@ -33,6 +33,8 @@ def markdown(results):
               s["rounds"]), ""]
     out += hit_table(results["hit"])
     out += miss_table(results["miss"], s)
+    if "fsync" in results:
+        out += fsync_line(results["fsync"])
     if "scaling" in results:
         out += scaling_table(results["scaling"])
     if "mixed" in results:
@@ -79,6 +81,15 @@ def miss_table(rows, s):
             rate(r["limit"]), num(r["miss_vs_limit"], 2),
             " | ".join(peers), num(r["miss_vs_best_peer"], 2)))
     return out + [""]
+
+
+def fsync_line(f):
+    return ["The disk's share: %s %s misses at %s/s (%s CPU ms) with each "
+            "derivative flushed to disk (`cache_fsync = true`, the default, "
+            "as above) and %s/s (%s) without." % (
+                f["source"], f["conversion"], num(f["on"]["per_s"]),
+                num(f["on"]["cpu_ms"]), num(f["off"]["per_s"]),
+                num(f["off"]["cpu_ms"])), ""]
 
 
 def scaling_table(rows):

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -43,6 +44,9 @@ def parse_args():
 
 def main():
     args = parse_args()
+    # Stopped by a signal, still stop everything started (the finally
+    # below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     scratch = os.environ.get("BENCH_SCRATCH") or os.path.join(
         tempfile.gettempdir(), "imgworker-bench")
@@ -64,7 +68,7 @@ def main():
         binary=os.path.join(project, "target/release/imgworker"),
         limit_binary=os.path.join(project, "target/release/limit"),
         seconds=3, rounds=2, hit_seconds=2, mixed_seconds=8,
-        leak_chunk_seconds=3, miss_connections=8, links=10_000,
+        leak_chunk_seconds=5, miss_connections=8, links=10_000,
         points=miss.POINTS, peers=[])
     if args.quick:
         ctx.seconds, ctx.rounds, ctx.hit_seconds = 1, 1, 1
@@ -85,6 +89,7 @@ def main():
         results["miss"] = miss.run(ctx)
         for peer in ctx.peers:
             peer.stop()
+        results["fsync"] = miss.fsync_cost(ctx)
         results["scaling"] = scaling.scaling(ctx)
         results["mixed"] = scaling.mixed(ctx)
         results["memory"] = memory.run(ctx, scratch)
