@@ -59,6 +59,7 @@ impl Failure {
                 RenderError::TooManyFrames { .. } => 422,
                 RenderError::OutputTooLarge { .. } => 400,
                 RenderError::TooLargeForFormat { .. } => 400,
+                RenderError::Crop(_) => 400,
                 RenderError::Undecodable(_) => 422,
                 RenderError::Internal(_) => 500,
             },
@@ -121,6 +122,7 @@ fn render_reason(error: &RenderError) -> String {
         RenderError::TooManyFrames { frames, limit } => {
             format!("animation has {frames} frames, over the limit of {limit}")
         }
+        RenderError::Crop(err) => format!("bad option: {err}"),
         RenderError::TooLargeForFormat { format, width, height } => format!(
             "{} holds at most {} pixels a side, and the derivative would be \
              {width}x{height}; ask for a smaller w_ or h_",

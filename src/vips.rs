@@ -762,6 +762,17 @@ impl Image {
         Ok(copy)
     }
 
+    /// Applies the EXIF orientation to the pixels and removes the tag
+    /// (`vips_autorot`), so nothing later turns the image again.
+    pub fn autorotate(self) -> Result<Image> {
+        let mut out = null_mut();
+        // SAFETY: live image, NULL-terminated varargs.
+        let status = unsafe {
+            ffi::vips_autorot(self.ptr(), &mut out, null::<c_char>())
+        };
+        wrap(status, out, "autorot")
+    }
+
     /// Turns the image clockwise by 90, 180 or 270 degrees.
     pub fn rotate(self, degrees: u32) -> Result<Image> {
         let angle = match degrees {

@@ -21,6 +21,7 @@
 //! 9. encode in the chosen format ([`output`]).
 
 pub mod adjust;
+pub mod crop;
 pub mod gravity;
 pub mod output;
 pub mod preset;
@@ -55,6 +56,8 @@ impl std::fmt::Display for OptionError {
 /// Everything a URL asks of one derivative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Options {
+    /// `crop_`: the rectangle of the original to start from.
+    pub crop: Option<crop::Rect>,
     pub resize: Resize,
     pub adjust: Adjust,
     pub output: Output,
@@ -123,6 +126,10 @@ impl Options {
                 return Err(OptionError::new(key, "given more than once"));
             }
             seen.push(key);
+            if key == "crop" {
+                self.crop = Some(crop::Rect::parse(value)?);
+                continue;
+            }
             let taken = self
                 .resize
                 .parse_item(key, value, max_side)
@@ -174,6 +181,8 @@ pub enum RenderError {
     TooManyPixels { width: i32, height: i32, limit: u64 },
     /// An animation with more frames than `max_frames`.
     TooManyFrames { frames: u32, limit: u32 },
+    /// The pre-crop rectangle does not fit the original.
+    Crop(OptionError),
     /// A derivative with a side longer than its format can hold.
     TooLargeForFormat { format: Format, width: u64, height: u64 },
     /// A derivative larger than `max_output_pixels`.
@@ -270,8 +279,17 @@ pub fn render(
     } else {
         options.resize
     };
-    let plan = resize.plan(upright_w as u32, upright_h as u32);
-    let (out_w, out_h) = plan.output_size(upright_w as u32, upright_h as u32);
+    // The pre-crop rectangle, cut at the edges, stands for the original.
+    let region = options
+        .crop
+        .map(|rect| rect.within(upright_w as u32, upright_h as u32))
+        .transpose()
+        .map_err(RenderError::Crop)?;
+    let (start_w, start_h) = region
+        .map(|r| (r.width, r.height))
+        .unwrap_or((upright_w as u32, upright_h as u32));
+    let plan = resize.plan(start_w, start_h);
+    let (out_w, out_h) = plan.output_size(start_w, start_h);
     if out_w * out_h > settings.max_output_pixels {
         return Err(RenderError::OutputTooLarge {
             width: out_w,
@@ -314,7 +332,15 @@ pub fn render(
         Image::load(bytes, &load_options).map_err(RenderError::Undecodable)?;
 
     // 5 to 7, for the one picture or for each frame.
-    let steps = Steps { plan: &plan, options, format, source, grey_source };
+    let steps = Steps {
+        plan: &plan,
+        options,
+        format,
+        source,
+        grey_source,
+        region,
+        upright: (upright_w, upright_h),
+    };
     let image = if animate {
         let (width, page_height) = (image.width(), image.page_height());
         let frames = (0..pages as i32)
@@ -360,11 +386,30 @@ struct Steps<'a> {
     format: Format,
     source: SourceFormat,
     grey_source: bool,
+    /// The pre-crop rectangle, in pixels of the upright original.
+    region: Option<crop::Rect>,
+    upright: (i32, i32),
 }
 
 impl Steps<'_> {
     fn frame(&self, mut image: Image) -> Result<Image, RenderError> {
         let (plan, options) = (self.plan, self.options);
+
+        // 4c. The pre-crop: turn upright, then cut the rectangle, scaled
+        // to what the decoder's shrink left.
+        if let Some(rect) = self.region {
+            image = image.autorotate().map_err(RenderError::Undecodable)?;
+            let sx = image.width() as f64 / self.upright.0.max(1) as f64;
+            let sy = image.height() as f64 / self.upright.1.max(1) as f64;
+            let x = ((rect.x as f64 * sx) as i32).min(image.width() - 1);
+            let y = ((rect.y as f64 * sy) as i32).min(image.height() - 1);
+            let w = ((rect.width as f64 * sx).round() as i32)
+                .clamp(1, image.width() - x);
+            let h = ((rect.height as f64 * sy).round() as i32)
+                .clamp(1, image.height() - y);
+            image =
+                image.extract(x, y, w, h).map_err(RenderError::Internal)?;
+        }
 
         // 5a. Formats with alpha and no shrink-on-load: a box shrink
         // first (see alpha_shrink).

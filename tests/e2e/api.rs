@@ -343,3 +343,49 @@ fn animations_keep_their_frames_up_to_the_limit() {
         server.get("/img/w_40,f_jpeg/animated/rotating-squares-30f-80x80.gif");
     assert_eq!(still.status, 200);
 }
+
+#[test]
+fn crop_keeps_a_rectangle_of_the_upright_original() {
+    use crate::harness::{Originals, cases};
+    use crate::images::pixel_at;
+
+    let originals = Originals::new();
+    let inputs = cases().join("inputs");
+    originals.add("q.jpg", &inputs.join("tiny_quadrants_64x64.jpg"));
+    // Stored 600x450 with EXIF 6: upright 450x600, red top left.
+    originals.add(
+        "o6.jpg",
+        &inputs.join("exif_orient6_display_450x600_stored_600x450.jpg"),
+    );
+    let server = Server::start(&originals.root);
+    let colour = |path: &str| {
+        let reply = server.get(path);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        let image = decode(&reply);
+        let [r, g, b, _] = pixel_at(image.image.as_ref().unwrap(), 0.5, 0.5);
+        ((image.width, image.height), (r > 150, g > 120, b > 150))
+    };
+    let (size, rgb) = colour("/img/crop_0-0-225-300,f_png/o6.jpg");
+    assert_eq!(
+        (size, rgb),
+        ((225, 300), (true, false, false)),
+        "red, upright"
+    );
+    let (size, rgb) = colour("/img/crop_225-300-225-300,w_100,f_png/o6.jpg");
+    assert_eq!(
+        (size, rgb),
+        ((100, 133), (true, true, false)),
+        "yellow, then resized"
+    );
+    // Case B22j: a rectangle reaching past the edge is cut at it.
+    let (size, _) = colour("/img/crop_60-0-40-40,f_png/q.jpg");
+    assert_eq!(size, (4, 40));
+    let outside = server.get("/img/crop_64-0-10-10/q.jpg");
+    assert_eq!(outside.status, 400);
+    assert!(
+        outside.text().contains("outside the 64x64 original"),
+        "{}",
+        outside.text()
+    );
+    assert_eq!(server.get("/img/crop_1-2-3/q.jpg").status, 400);
+}
