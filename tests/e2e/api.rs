@@ -389,3 +389,66 @@ fn crop_keeps_a_rectangle_of_the_upright_original() {
     );
     assert_eq!(server.get("/img/crop_1-2-3/q.jpg").status, 400);
 }
+
+/// Every fit mode against a landscape, a portrait and a square original,
+/// with boxes smaller and larger than the original, with and without
+/// enlarge_1: the size of each answer.
+#[test]
+fn output_sizes_for_every_fit_shape_and_box() {
+    let server = Server::start(&corpus());
+    let landscape = "orientation/landscape-1.jpg"; // 1800x1200
+    let portrait = "orientation/portrait-1.jpg"; // 1200x1800
+    let square = "photos/pool-square-1535x1535.jpg";
+    let small_landscape = "color/grey-alpha8-400x300.png";
+    let small_portrait = "color/p3-iphone13mini-gainmap-384x512.jpg";
+    let small_square = "formats/gif-hopper-128x128.gif";
+    #[rustfmt::skip]
+    let table: &[(&str, &str, (u32, u32))] = &[
+        // A box smaller than the original.
+        (landscape, "w_300,h_300,fit_inside", (300, 200)),
+        (landscape, "w_300,h_300,fit_cover", (300, 300)),
+        (landscape, "w_300,h_300,fit_contain", (300, 300)),
+        (landscape, "w_300,h_300,fit_fill", (300, 300)),
+        (landscape, "w_300,h_300,fit_outside", (450, 300)),
+        (portrait, "w_300,h_300,fit_inside", (200, 300)),
+        (portrait, "w_300,h_300,fit_cover", (300, 300)),
+        (portrait, "w_300,h_300,fit_contain", (300, 300)),
+        (portrait, "w_300,h_300,fit_fill", (300, 300)),
+        (portrait, "w_300,h_300,fit_outside", (300, 450)),
+        (square, "w_300,h_200,fit_inside", (200, 200)),
+        (square, "w_300,h_200,fit_cover", (300, 200)),
+        (square, "w_300,h_200,fit_contain", (300, 200)),
+        (square, "w_300,h_200,fit_fill", (300, 200)),
+        (square, "w_300,h_200,fit_outside", (300, 300)),
+        // A box larger than the original: never enlarged by default.
+        (small_landscape, "w_800,h_800,fit_inside", (400, 300)),
+        (small_landscape, "w_800,h_800,fit_cover", (400, 300)),
+        (small_landscape, "w_800,h_800,fit_contain", (800, 800)),
+        (small_landscape, "w_800,h_500,fit_fill", (400, 250)),
+        (small_landscape, "w_800,h_800,fit_outside", (400, 300)),
+        (small_portrait, "w_768,fit_inside", (384, 512)),
+        (small_square, "h_256,fit_cover", (128, 128)),
+        // ... unless enlarge_1.
+        (small_landscape, "w_800,h_800,fit_inside,enlarge_1", (800, 600)),
+        (small_landscape, "w_800,h_800,fit_cover,enlarge_1", (800, 800)),
+        (small_landscape, "w_800,h_500,fit_fill,enlarge_1", (800, 500)),
+        (small_landscape, "w_800,h_800,fit_outside,enlarge_1", (1067, 800)),
+        (small_portrait, "w_768,enlarge_1", (768, 1024)),
+        (small_square, "h_256,enlarge_1", (256, 256)),
+    ];
+    for (original, options, size) in table {
+        let reply = server.get(&format!("/img/{options}/{original}"));
+        assert_eq!(
+            reply.status,
+            200,
+            "{options} {original}: {}",
+            reply.text()
+        );
+        let image = decode(&reply);
+        assert_eq!(
+            (image.width, image.height),
+            *size,
+            "{options} of {original}"
+        );
+    }
+}
