@@ -7,6 +7,7 @@
 //! - `images`: decoding answers with a second decoder (the `image` crate);
 //! - `api`: sizes, fit modes and formats, on real photos;
 //! - `orientation`: every EXIF orientation comes out upright;
+//! - `browser`: a page of images in headless Chromium;
 //! - `caching`: hits never reach a worker; headers of hits and misses;
 //! - `colour`: profiles, CMYK, bit depth, greyscale and transparency;
 //! - `faults`: broken originals, escaping paths, bad options;
@@ -21,6 +22,7 @@ mod harness;
 mod images;
 
 mod api;
+mod browser;
 mod caching;
 mod cases;
 mod colour;
