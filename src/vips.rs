@@ -511,7 +511,7 @@ impl Image {
     /// IPTC, the ICC profile (the pixels are sRGB by now), comments. The
     /// encoders' own `strip` is not enough: libvips 8.14's WebP encoder
     /// writes EXIF and ICC chunks whatever it is told.
-    pub fn strip_metadata(&mut self) {
+    pub fn strip_metadata(&mut self, keep: Keep) {
         // SAFETY: live image we hold the only reference to (a fresh copy
         // from `materialise`); vips_image_get_fields returns a
         // NULL-terminated array we free with g_strfreev.
@@ -528,15 +528,19 @@ impl Image {
             }
             ffi::g_strfreev(fields);
             for name in names {
-                if is_metadata(&name.to_string_lossy()) {
+                let text = name.to_string_lossy();
+                if is_metadata(&text) && !keep.keeps(&text) {
                     ffi::vips_image_remove(self.ptr(), name.as_ptr());
                 }
             }
         }
     }
 
-    /// Encodes the image; see [`Encoder`].
-    pub fn encode(&self, encoder: &Encoder) -> Result<Vec<u8>> {
+    /// Encodes the image; see [`Encoder`]. The encoders strip metadata
+    /// unless `keep` asks for some, which [`Image::strip_metadata`] has
+    /// then chosen.
+    pub fn encode(&self, encoder: &Encoder, keep: Keep) -> Result<Vec<u8>> {
+        let strip_flag = c_int::from(!keep.any());
         let mut buf: *mut c_void = null_mut();
         let mut len: ffi::size_t = 0;
         let q = cstring("Q");
@@ -555,7 +559,7 @@ impl Image {
                         q.as_ptr(),
                         quality as c_int,
                         strip.as_ptr(),
-                        1 as c_int,
+                        strip_flag,
                         opt.as_ptr(),
                         1 as c_int,
                         interlace.as_ptr(),
@@ -573,7 +577,7 @@ impl Image {
                         level.as_ptr(),
                         compression as c_int,
                         strip.as_ptr(),
-                        1 as c_int,
+                        strip_flag,
                         n_interlace.as_ptr(),
                         interlace as c_int,
                         null::<c_char>(),
@@ -591,7 +595,7 @@ impl Image {
                         n_effort.as_ptr(),
                         effort as c_int,
                         strip.as_ptr(),
-                        1 as c_int,
+                        strip_flag,
                         n_lossless.as_ptr(),
                         lossless as c_int,
                         null::<c_char>(),
@@ -617,7 +621,7 @@ impl Image {
                         n_depth.as_ptr(),
                         8 as c_int,
                         strip.as_ptr(),
-                        1 as c_int,
+                        strip_flag,
                         null::<c_char>(),
                     )
                 }
@@ -626,7 +630,7 @@ impl Image {
                     &mut buf,
                     &mut len,
                     strip.as_ptr(),
-                    1 as c_int,
+                    strip_flag,
                     null::<c_char>(),
                 ),
             }
@@ -644,6 +648,31 @@ impl Image {
             bytes
         };
         Ok(bytes)
+    }
+}
+
+/// Metadata a URL asks to keep (`keep_copyright`, `keep_icc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Keep {
+    pub copyright: bool,
+    pub icc: bool,
+}
+
+impl Keep {
+    pub fn any(self) -> bool {
+        self.copyright || self.icc
+    }
+
+    /// Whether a metadata field is one to keep. The EXIF block stays for
+    /// the copyright, and libvips writes it back holding only the
+    /// `exif-ifd…` fields left on the image: Copyright and Artist.
+    fn keeps(self, name: &str) -> bool {
+        (self.icc && name == "icc-profile-data")
+            || (self.copyright
+                && matches!(
+                    name,
+                    "exif-data" | "exif-ifd0-Copyright" | "exif-ifd0-Artist"
+                ))
     }
 }
 
@@ -670,6 +699,40 @@ pub enum Encoder {
 }
 
 impl Image {
+    /// Sets a string field (an EXIF tag such as `exif-ifd0-Copyright`,
+    /// which libvips writes into the EXIF block on save). For tests that
+    /// make their own inputs.
+    pub fn set_string(&mut self, name: &str, value: &str) {
+        let (name, value) = (cstring(name), cstring(value));
+        // SAFETY: live image; libvips copies both strings.
+        unsafe {
+            ffi::vips_image_set_string(
+                self.ptr(),
+                name.as_ptr(),
+                value.as_ptr(),
+            )
+        }
+    }
+
+    /// Every metadata field's name, for tests and diagnostics.
+    pub fn field_names(&self) -> Vec<String> {
+        // SAFETY: as in strip_metadata.
+        unsafe {
+            let fields = ffi::vips_image_get_fields(self.ptr());
+            if fields.is_null() {
+                return Vec::new();
+            }
+            let mut names = Vec::new();
+            let mut at = fields;
+            while !(*at).is_null() {
+                names.push(CStr::from_ptr(*at).to_string_lossy().into_owned());
+                at = at.add(1);
+            }
+            ffi::g_strfreev(fields);
+            names
+        }
+    }
+
     /// The `width` × `height` area at `left`, `top`.
     pub fn extract(
         self,

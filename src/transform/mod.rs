@@ -360,13 +360,15 @@ pub fn render(
     // 8. Decode now: errors here are the original's. Then no metadata
     // leaves with the pixels.
     let mut image = image.materialise().map_err(RenderError::Undecodable)?;
-    image.strip_metadata();
+    image.strip_metadata(options.output.keep);
 
     // 9. Encode.
     let encoder = options.output.encoder(format, &settings.qualities);
-    let mut bytes = image.encode(&encoder).map_err(RenderError::Internal)?;
+    let keep = options.output.keep;
+    let mut bytes =
+        image.encode(&encoder, keep).map_err(RenderError::Internal)?;
     if format == Format::Webp {
-        bytes = output::strip_webp_metadata(bytes);
+        bytes = output::strip_webp_metadata(bytes, keep);
     }
     Ok(Derivative {
         bytes,

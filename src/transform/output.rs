@@ -14,7 +14,7 @@
 //! their format and the rest become JPEG, or PNG when transparent.
 
 use super::OptionError;
-use crate::vips::Encoder;
+use crate::vips::{Encoder, Keep};
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +203,8 @@ pub struct Output {
     pub progressive: bool,
     /// `lossless_1`: lossless WebP.
     pub lossless: bool,
+    /// `keep_copyright`, `keep_icc`, `keep_copyright-icc`: metadata kept.
+    pub keep: Keep,
 }
 
 /// Per-format default qualities, from the configuration.
@@ -238,6 +240,28 @@ impl Output {
                     ),
                 )),
             },
+            "keep" => {
+                let mut keep = Keep::default();
+                for part in value.split('-') {
+                    match part {
+                        "copyright" if !keep.copyright => {
+                            keep.copyright = true
+                        }
+                        "icc" if !keep.icc => keep.icc = true,
+                        _ => {
+                            return Some(Err(OptionError::new(
+                                key,
+                                format!(
+                                    "{value:?} is not copyright, icc or \
+                                     copyright-icc"
+                                ),
+                            )));
+                        }
+                    }
+                }
+                self.keep = keep;
+                Ok(())
+            }
             "prog" | "lossless" if value == "0" || value == "1" => {
                 if key == "prog" {
                     self.progressive = value == "1";
@@ -338,7 +362,7 @@ impl Output {
 /// flags in its VP8X header (the WebP container specification). libvips
 /// 8.14's WebP encoder writes a small EXIF block of its own even when told
 /// to strip metadata. Bytes that do not parse as WebP come back unchanged.
-pub fn strip_webp_metadata(bytes: Vec<u8>) -> Vec<u8> {
+pub fn strip_webp_metadata(bytes: Vec<u8>, keep: Keep) -> Vec<u8> {
     const ICC: u8 = 0x20;
     const EXIF: u8 = 0x08;
     const XMP: u8 = 0x04;
@@ -360,11 +384,20 @@ pub fn strip_webp_metadata(bytes: Vec<u8>) -> Vec<u8> {
             return bytes;
         }
         match tag {
-            b"EXIF" | b"XMP " | b"ICCP" => {}
+            b"EXIF" if !keep.copyright => {}
+            b"ICCP" if !keep.icc => {}
+            b"XMP " => {}
             b"VP8X" if size >= 1 => {
                 let flags_at = out.len() + 8;
                 out.extend_from_slice(&bytes[at..end]);
-                out[flags_at] &= !(ICC | EXIF | XMP);
+                let mut drop = XMP;
+                if !keep.copyright {
+                    drop |= EXIF;
+                }
+                if !keep.icc {
+                    drop |= ICC;
+                }
+                out[flags_at] &= !drop;
             }
             _ => out.extend_from_slice(&bytes[at..end]),
         }
@@ -491,14 +524,20 @@ mod tests {
         ]);
         let mut bare_vp8x = vp8x;
         bare_vp8x[8] = 0;
-        assert_eq!(strip_webp_metadata(with), webp(&[bare_vp8x, image]));
+        assert_eq!(
+            strip_webp_metadata(with, Keep::default()),
+            webp(&[bare_vp8x, image])
+        );
     }
 
     #[test]
     fn bytes_that_are_not_webp_are_left_alone() {
         let junk = b"RIFF\x10\0\0\0WEBPVP8 \xff\xff".to_vec();
-        assert_eq!(strip_webp_metadata(junk.clone()), junk);
-        assert_eq!(strip_webp_metadata(b"GIF89a".to_vec()), b"GIF89a");
+        assert_eq!(strip_webp_metadata(junk.clone(), Keep::default()), junk);
+        assert_eq!(
+            strip_webp_metadata(b"GIF89a".to_vec(), Keep::default()),
+            b"GIF89a"
+        );
     }
 
     #[test]

@@ -134,3 +134,71 @@ fn transparency_is_kept_where_it_can_be_and_flattened_on_white_where_not() {
         "white, not black: {corner:?}"
     );
 }
+
+/// Loads an answer with libvips itself, for its metadata fields.
+fn fields(bytes: &[u8]) -> Vec<String> {
+    imgworker::vips::start(1).ok();
+    let image =
+        imgworker::vips::Image::load(bytes, "").expect("the answer loads");
+    image.field_names()
+}
+
+#[test]
+fn copyright_and_profile_are_kept_only_on_request() {
+    use imgworker::vips::{Encoder, Image, Keep};
+
+    // A phone photo with GPS and a Display P3 profile, given a copyright.
+    imgworker::vips::start(1).unwrap();
+    let photo = std::fs::read(
+        corpus().join("photos/iphonexs-p3-orient6-4032x3024.jpg"),
+    )
+    .unwrap();
+    let mut image = Image::load(&photo, "").unwrap();
+    image.set_string("exif-ifd0-Copyright", "(c) A Photographer");
+    let keep_all = Keep { copyright: true, icc: true };
+    let marked = image
+        .encode(&Encoder::Jpeg { quality: 90, progressive: false }, keep_all)
+        .unwrap();
+    assert!(fields(&marked).iter().any(|f| f == "exif-ifd0-Copyright"));
+
+    let originals = crate::harness::Originals::new();
+    std::fs::write(originals.root.join("marked.jpg"), &marked).unwrap();
+    let server = Server::start(&originals.root);
+    for format in ["jpeg", "webp"] {
+        let stripped = fields(
+            &server.get(&format!("/img/w_100,f_{format}/marked.jpg")).body,
+        );
+        assert!(
+            !stripped
+                .iter()
+                .any(|f| f.starts_with("exif-") || f == "icc-profile-data"),
+            "f_{format} strips everything: {stripped:?}"
+        );
+        let kept = fields(
+            &server
+                .get(&format!(
+                    "/img/w_100,f_{format},keep_copyright/marked.jpg"
+                ))
+                .body,
+        );
+        assert!(
+            kept.iter().any(|f| f == "exif-ifd0-Copyright"),
+            "f_{format}: {kept:?}"
+        );
+        assert!(
+            !kept.iter().any(|f| f.contains("GPS") || f == "exif-ifd0-Make"),
+            "f_{format} keeps only the copyright: {kept:?}"
+        );
+        let profile = fields(
+            &server
+                .get(&format!("/img/w_100,f_{format},keep_icc/marked.jpg"))
+                .body,
+        );
+        assert!(
+            profile.iter().any(|f| f == "icc-profile-data"),
+            "f_{format}: {profile:?}"
+        );
+        assert!(!profile.iter().any(|f| f.contains("GPS")));
+    }
+    assert_eq!(server.get("/img/w_100,keep_gps/marked.jpg").status, 400);
+}
