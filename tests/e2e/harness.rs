@@ -13,6 +13,28 @@ pub fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
 }
 
+/// Runs `imgworker serve` to its end with one worker and these paths, for
+/// tests of a pool that must refuse to start; its exit and its log.
+pub fn serve_to_the_end(
+    socket: &Path,
+    source_root: &Path,
+    cache_root: &Path,
+) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args(["serve", "--workers", "1", "--socket"])
+        .arg(socket)
+        .arg("--source-root")
+        .arg(source_root)
+        .arg("--cache-root")
+        .arg(cache_root)
+        .output()
+        .expect("imgworker runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// The shared cases, beside the project.
 pub fn cases() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/cases")

@@ -386,17 +386,12 @@ fn a_file_in_the_sockets_place_is_never_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let precious = dir.path().join("precious.txt");
     std::fs::write(&precious, "precious").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_imgworker"))
-        .args(["serve", "--workers", "1", "--socket"])
-        .arg(&precious)
-        .arg("--source-root")
-        .arg(corpus())
-        .arg("--cache-root")
-        .arg(dir.path().join("cache"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let log = String::from_utf8_lossy(&output.stderr);
+    let (started, log) = crate::harness::serve_to_the_end(
+        &precious,
+        &corpus(),
+        &dir.path().join("cache"),
+    );
+    assert!(!started);
     assert!(log.contains("exists and is not a socket"), "{log}");
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "precious");
 }

@@ -101,33 +101,23 @@ fn a_pool_whose_workers_cannot_start_gives_up_loudly() {
     // A cache root under a file: the config checks out, the workers
     // cannot create it.
     std::fs::write(dir.path().join("file"), b"").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_imgworker"))
-        .args(["serve", "--workers", "2", "--socket"])
-        .arg(dir.path().join("s.sock"))
-        .arg("--source-root")
-        .arg(corpus())
-        .arg("--cache-root")
-        .arg(dir.path().join("file/cache"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let log = String::from_utf8_lossy(&output.stderr);
+    let (started, log) = crate::harness::serve_to_the_end(
+        &dir.path().join("s.sock"),
+        &corpus(),
+        &dir.path().join("file/cache"),
+    );
+    assert!(!started);
     assert!(log.contains("worker boot failed"), "{log}");
     assert!(log.contains("cache_root: "), "{log}");
     assert!(!dir.path().join("s.sock").exists());
 
     // A missing source root is refused before any worker starts.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_imgworker"))
-        .args(["serve", "--socket"])
-        .arg(dir.path().join("s.sock"))
-        .arg("--source-root")
-        .arg(dir.path().join("no-such-source-root"))
-        .arg("--cache-root")
-        .arg(dir.path().join("cache"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let log = String::from_utf8_lossy(&output.stderr);
+    let (started, log) = crate::harness::serve_to_the_end(
+        &dir.path().join("s.sock"),
+        &dir.path().join("no-such-source-root"),
+        &dir.path().join("cache"),
+    );
+    assert!(!started);
     assert!(log.contains("no-such-source-root is not a directory"), "{log}");
 }
 
