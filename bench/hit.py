@@ -35,7 +35,7 @@ def run(ctx):
     rows = []
     for c in CONCURRENCY:
         runs = {name: [] for name in targets}
-        for r in range(ctx.rounds + 1):
+        for r in range(ctx.rounds):
             order = list(targets) if r % 2 == 0 else list(targets)[::-1]
             for name in order:
                 pids = stack.nginx_pids()

@@ -87,7 +87,7 @@ def point(ctx, key, fmt):
             lambda base=base, prefix=prefix, peer=peer: measured(
                 peer.pids(), lambda: load.unique(
                     base, [prefix], [suffix], ctx.links,
-                    ctx.miss_connections, ctx.seconds)))
+                    ctx.miss_connections, ctx.seconds), peer.restart))
 
     # The peers run one round; imgworker and its limit, whose ratio is a
     # target, run every round.
@@ -136,15 +136,18 @@ def imgworker(ctx, key, fmt):
     return result
 
 
-def measured(pids, run):
+def measured(pids, run, restart=None):
     """Runs wrk and adds the server's CPU time per answer, over the run's
     own window (processes `pids`), then waits until they are idle: a
     closed-loop client leaves work behind when it stops, which must fall
-    on neither this run's count nor the next run."""
+    on neither this run's count nor the next run. A server with
+    `restart` is restarted instead if that work would take long (a slow
+    peer on a large original)."""
     before = cpu_ticks(pids)
     result = run()
     ticks = cpu_ticks(pids) - before
-    settle(pids)
+    if not settle(pids, 15.0 if restart is None else 2.0):
+        restart()
     result["cpu_ms"] = round(ticks * 1000 / TICKS
                              / max(result["requests"], 1), 1)
     return result

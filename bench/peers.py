@@ -68,13 +68,24 @@ class Peer:
     def stop(self):
         if self.process is None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        group = self.process.pid
+        os.killpg(group, signal.SIGTERM)
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            pass
+        # Forked children may linger over a graceful exit (thumbor's do),
+        # holding the port and the processor: end the whole session.
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
         self.process = None
+
+    def restart(self):
+        self.stop()
+        self.start()
 
 
 class ImageFilter(Peer):
@@ -99,7 +110,7 @@ class ImageFilter(Peer):
         wait_listening(self.port)
 
     def stop(self):
-        stop_nginx(os.path.join(self.dir, "run/nginx.pid"))
+        stop_nginx(os.path.join(self.dir, "run/nginx.pid"), signal.SIGTERM)
 
     def pids(self):
         try:

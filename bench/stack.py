@@ -161,14 +161,16 @@ def nginx_binary():
     return shutil.which("nginx") or "nginx"
 
 
-def stop_nginx(pid_file):
+def stop_nginx(pid_file, how=signal.SIGQUIT):
+    """Stops the Nginx of `pid_file`: gracefully by default, at once with
+    SIGTERM."""
     try:
         with open(pid_file) as f:
             pid = int(f.read().strip())
     except (OSError, ValueError):
         return
     try:
-        os.kill(pid, signal.SIGQUIT)
+        os.kill(pid, how)
     except ProcessLookupError:
         return
     deadline = time.time() + 10

@@ -69,14 +69,16 @@ def cpu_ticks(pids):
 
 
 def settle(pids, limit=15.0):
-    """Waits until the processes `pids` are idle. After a closed-loop
-    run a server may still be working through requests its client gave
-    up on, and that work must not fall on the next run."""
+    """Waits until the processes `pids` are idle; False if they are still
+    busy after `limit` seconds. After a closed-loop run a server may
+    still be working through requests its client gave up on, and that
+    work must not fall on the next run."""
     deadline = time.time() + limit
     last = cpu_ticks(pids)
     while time.time() < deadline:
         time.sleep(0.15)
         now = cpu_ticks(pids)
         if now == last:
-            return
+            return True
         last = now
+    return False
