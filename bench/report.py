@@ -1,5 +1,13 @@
 """The benchmark's results as markdown tables (for the terminal and the
-README) and the targets each run is judged against."""
+README) and the targets each run is judged against. Run alone, it prints
+the tables of a JSON file a run wrote:
+
+    python3 bench/report.py target/bench/bench.json
+"""
+
+import json
+import sys
+import textwrap
 
 import machine
 
@@ -42,7 +50,16 @@ def markdown(results):
     if "memory" in results:
         out += memory_table(results["memory"])
     out += ["Targets:", ""] + ["- " + t for t in targets(results)]
-    return "\n".join(out) + "\n"
+    return "\n".join(wrap(line) for line in out) + "\n"
+
+
+def wrap(line, width=79):
+    """Prose at the README's width; table rows stay whole."""
+    if len(line) <= width or line.startswith("|"):
+        return line
+    indent = "  " if line.startswith("- ") else ""
+    return textwrap.fill(line, width, subsequent_indent=indent,
+                         break_on_hyphens=False)
 
 
 def hit_table(rows):
@@ -164,3 +181,8 @@ def targets(results):
         judge(growth <= 2, "no growth over %d requests (%+.1f MB)"
               % (memory["growth"]["last"]["requests"], growth))
     return lines
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        print(markdown(json.load(f)), end="")
