@@ -29,6 +29,8 @@ def rate(result):
         return "cannot"
     if "failed" in result:
         return "failed (%s)" % result["failed"]
+    if result.get("per_s") == 0:
+        return "none in the run"
     flag = " (%d errors)" % result["errors"] if result.get("errors") else ""
     return "%s (%s)%s" % (num(result["per_s"]), num(result.get("cpu_ms")),
                           flag)
