@@ -21,7 +21,7 @@ import signal
 import subprocess
 
 from stack import nginx_binary, stop_nginx
-from util import free_port, process_tree, wait_listening
+from util import free_port, process_tree, scratch_dir, wait_listening
 
 THUMBOR = ["thumbor==7.8.0", "pillow-avif-plugin==1.6.0"]
 IPX = "ipx@3.1.1"
@@ -220,3 +220,8 @@ def available():
     if not os.path.exists(IMAGE_FILTER):
         missing.append("libnginx-mod-http-image-filter")
     return ", ".join(missing) or None
+
+
+if __name__ == "__main__":
+    # scripts/bench installs the peers this way while it builds.
+    install(scratch_dir(), print)

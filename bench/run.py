@@ -28,6 +28,7 @@ import peers
 import report
 import scaling
 from stack import Stack
+from util import scratch_dir
 
 
 def parse_args():
@@ -48,9 +49,7 @@ def main():
     # below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    scratch = os.environ.get("BENCH_SCRATCH") or os.path.join(
-        tempfile.gettempdir(), "imgworker-bench")
-    os.makedirs(scratch, exist_ok=True)
+    scratch = scratch_dir()
     run_dir = tempfile.mkdtemp(prefix="run.", dir=scratch)
     os.chmod(run_dir, 0o755)
     out_dir = args.out or os.path.join(project, "target/bench")

@@ -3,7 +3,17 @@
 import os
 import socket
 import statistics
+import tempfile
 import time
+
+
+def scratch_dir():
+    """Where peers, large originals and each run's files go: never the
+    project."""
+    path = os.environ.get("BENCH_SCRATCH") or os.path.join(
+        tempfile.gettempdir(), "imgworker-bench")
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def free_port():
