@@ -40,9 +40,19 @@ pub fn signature(key: &str, path: &str, query: &str) -> String {
 }
 
 /// Whether `given` is Glide's signature for the request, in constant time.
+/// A parameter named twice is refused: Nginx translates the first, PHP
+/// (and so the signature) reads the last.
 pub fn verify(key: &str, path: &str, query: &str, given: &str) -> bool {
+    let mut names: Vec<String> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| form_decode(pair.split_once('=').map_or(pair, |(n, _)| n)))
+        .collect();
+    names.sort();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return false;
+    }
     let expected = signature(key, path, query);
-    let given = given.to_ascii_lowercase();
     expected.len() == given.len()
         && expected
             .bytes()
@@ -60,12 +70,17 @@ fn form_decode(text: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                    Ok(byte) => {
+                // Bytes, not a str slice: a '%' may sit before a
+                // multi-byte character.
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(byte) => {
                         out.push(byte);
                         i += 2;
                     }
-                    Err(_) => out.push(b'%'),
+                    None => out.push(b'%'),
                 }
             }
             byte => out.push(byte),
@@ -121,6 +136,20 @@ mod tests {
         assert!(!verify("secret", "/glide/a.jpg", "w=11", &good));
         assert!(!verify("other", "/glide/a.jpg", "w=10", &good));
         assert!(!verify("secret", "/glide/a.jpg", "w=10", "short"));
+        assert!(!verify(
+            "secret",
+            "/glide/a.jpg",
+            "w=10",
+            &good.to_uppercase()
+        ));
+        // w=11 first, for Nginx; w=10 last, for the signature.
+        assert!(!verify("secret", "/glide/a.jpg", "w=11&w=10", &good));
+    }
+
+    #[test]
+    fn a_percent_before_a_multibyte_character_does_not_panic() {
+        assert_eq!(form_decode("%aé"), "%aé");
+        assert_eq!(form_decode("é%"), "é%");
     }
 
     #[test]

@@ -124,10 +124,16 @@ fn make(
 
     // The URL: /img/<options>/<path of the original>.
     let (segment, path) = split_uri(uri)?;
-    let (segment, glide_signature) = signing::split_item(segment, "gs_");
+    // gs_ is Glide's signature, and only a Glide URL the snippet
+    // translated may carry one; anywhere else it is an unknown option.
+    let via_glide = request.param_str("IMGWORKER_VIA") == Some("glide");
+    let (segment, glide_signature) = if via_glide {
+        signing::split_item(segment, "gs_")
+    } else {
+        (segment.to_string(), None)
+    };
     let (segment, signature) = signing::split_signature(&segment);
-    if request.param_str("IMGWORKER_VIA") == Some("glide") {
-        // A Glide URL the snippet translated: Glide's own signature.
+    if via_glide {
         check_glide(ctx, request, glide_signature)?;
     } else if ctx.signer.enabled() {
         let canonical = signing::canonical(&segment, path.as_str());

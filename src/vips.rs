@@ -204,6 +204,24 @@ impl Image {
     ///
     /// The bytes must outlive the image and every image made from it.
     pub fn load(bytes: &[u8], options: &str) -> Result<Image> {
+        Image::load_with(
+            bytes,
+            options,
+            ffi::VipsAccess_VIPS_ACCESS_SEQUENTIAL,
+        )
+    }
+
+    /// As [`Image::load`], for pipelines that read the pixels out of order
+    /// (turning upside down before a crop): random access.
+    pub fn load_random(bytes: &[u8], options: &str) -> Result<Image> {
+        Image::load_with(bytes, options, ffi::VipsAccess_VIPS_ACCESS_RANDOM)
+    }
+
+    fn load_with(
+        bytes: &[u8],
+        options: &str,
+        access_mode: ffi::VipsAccess,
+    ) -> Result<Image> {
         let options = cstring(options);
         let access = cstring("access");
         // SAFETY: valid slice, NUL-terminated strings, NULL-terminated
@@ -214,7 +232,7 @@ impl Image {
                 bytes.len() as ffi::size_t,
                 options.as_ptr(),
                 access.as_ptr(),
-                ffi::VipsAccess_VIPS_ACCESS_SEQUENTIAL as c_int,
+                access_mode as c_int,
                 null::<c_char>(),
             )
         };

@@ -137,7 +137,10 @@ fn set<T>(slot: &mut T, value: T) -> Result<(), OptionError> {
 /// `min..=max` tenths.
 fn tenths(value: &str, min: u16, max: u16) -> Option<u16> {
     let (whole, frac) = value.split_once('.').unwrap_or((value, "0"));
+    // One spelling per value: no leading zero, and no ".0".
     if whole.is_empty()
+        || (whole.len() > 1 && whole.starts_with('0'))
+        || (value.contains('.') && frac == "0")
         || frac.len() != 1
         || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
         || whole.len() > 4
@@ -197,6 +200,8 @@ mod tests {
             ("blur", "0.2"),
             ("blur", "1.25"),
             ("blur", "-1"),
+            ("blur", "01.5"),
+            ("blur", "1.0"),
             ("sharpen", "11"),
             ("bg", "fff"),
             ("bg", "gggggg"),

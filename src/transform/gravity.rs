@@ -46,6 +46,9 @@ impl Gravity {
                 let focal = value.strip_prefix("fp-").and_then(|rest| {
                     let (x, y) = rest.split_once('-')?;
                     let percent = |s: &str| {
+                        (!s.is_empty()
+                            && !(s.len() > 1 && s.starts_with('0')))
+                        .then_some(())?;
                         s.bytes()
                             .all(|b| b.is_ascii_digit())
                             .then(|| s.parse::<u8>().ok())
@@ -126,7 +129,7 @@ mod tests {
 
     #[test]
     fn bad_gravities_are_refused() {
-        for bad in ["north", "fp-101-5", "fp-5", "fp-a-b", ""] {
+        for bad in ["north", "fp-101-5", "fp-5", "fp-a-b", "", "fp-050-50"] {
             assert!(Gravity::parse(bad).is_err(), "{bad}");
         }
     }

@@ -328,8 +328,14 @@ pub fn render(
     if animate {
         load_options.push_str(",n=-1");
     }
-    let image =
-        Image::load(bytes, &load_options).map_err(RenderError::Undecodable)?;
+    // A pre-crop turns the picture upright first, which reads rows out of
+    // order for some orientations.
+    let image = if region.is_some() {
+        Image::load_random(bytes, &load_options)
+    } else {
+        Image::load(bytes, &load_options)
+    }
+    .map_err(RenderError::Undecodable)?;
 
     // 5 to 7, for the one picture or for each frame.
     let steps = Steps {

@@ -390,6 +390,20 @@ fn crop_keeps_a_rectangle_of_the_upright_original() {
     assert_eq!(server.get("/img/crop_1-2-3/q.jpg").status, 400);
 }
 
+#[test]
+fn crop_on_an_upside_down_photo_reaching_its_bottom_edge() {
+    // Orientation 3 is turned with rows read out of order.
+    let server = Server::start(&corpus());
+    for file in ["orientation/landscape-3.jpg", "orientation/landscape-4.jpg"]
+    {
+        let reply =
+            server.get(&format!("/img/crop_0-0-1800-1200,w_900/{file}"));
+        assert_eq!(reply.status, 200, "{file}: {}", reply.text());
+        let image = decode(&reply);
+        assert_eq!((image.width, image.height), (900, 600), "{file}");
+    }
+}
+
 /// Every fit mode against a landscape, a portrait and a square original,
 /// with boxes smaller and larger than the original, with and without
 /// enlarge_1: the size of each answer.

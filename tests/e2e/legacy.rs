@@ -172,3 +172,59 @@ fn timthumb_never_fetches_remote_sources_and_repeats_are_hits() {
         "one derivative for both spellings"
     );
 }
+
+/// What a third fresh-user run broke: a TimThumb src climbing out of the
+/// cache through a rewritten path, and ways around Glide's signature.
+#[test]
+fn legacy_urls_cannot_climb_out_or_slip_past_signatures() {
+    let originals = crate::harness::Originals::new();
+    let photo = corpus().join("photos/flickr-saw-2725x2225.jpg");
+    originals.add("a.jpg", &photo);
+    std::fs::copy(&photo, originals.dir.path().join("canary.jpg")).unwrap();
+    let server = Server::start_configured(
+        &originals.root,
+        1,
+        "glide_sign_key = \"glide-secret\"\nsigning_keys = [\"0123456789abcdef0123456789\"]\n",
+    );
+    // Dot segments in src, up to the canary beside the root: never served.
+    // The last climbs from the cache root to the canary's absolute path,
+    // which Nginx would append an extension to and serve as a file.
+    let climb = format!(
+        "{}{}/canary",
+        "../".repeat(30),
+        originals.dir.path().display().to_string().trim_start_matches('/')
+    );
+    for src in
+        ["../canary", "../../canary", "a/../../canary", "./../canary", &climb]
+    {
+        let reply = server.get(&format!("/timthumb.php?src={src}&w=20"));
+        assert_eq!(reply.status, 404, "{src}");
+        assert!(image::guess_format(&reply.body).is_err(), "{src}: no image");
+    }
+    let path = "/glide/a.jpg";
+    let good =
+        imgworker::glide::signature("glide-secret", path, "w=30&fm=webp");
+    assert_eq!(
+        server.get(&format!("{path}?w=30&fm=webp&s={good}")).status,
+        200
+    );
+    // The same parameter twice: Nginx reads the first, the signature the last.
+    let twice = server.get(&format!("{path}?w=31&w=30&fm=webp&s={good}"));
+    assert_eq!(twice.status, 403);
+    // An upper-case signature is another cache key: refused.
+    let upper =
+        server.get(&format!("{path}?w=30&fm=webp&s={}", good.to_uppercase()));
+    assert_eq!(upper.status, 403);
+    // A '%' before a multi-byte character: refused, and the worker lives.
+    let pids = server.worker_pids();
+    let odd = server.get(&format!("{path}?w=20&x=%aé&s={good}"));
+    assert_eq!(odd.status, 403);
+    assert_eq!(server.worker_pids(), pids, "no worker died");
+    assert!(!server.log().contains("panicked"));
+    // gs_ in a native URL is not a signature: it cannot ride a signed URL.
+    let native =
+        Server::signer_url("0123456789abcdef0123456789", "/img/w_40/a.jpg");
+    assert_eq!(server.get(&native).status, 200);
+    let extra = native.replace("/img/w_40,", "/img/w_40,gs_1,");
+    assert!([400, 403].contains(&server.get(&extra).status), "{extra}");
+}
