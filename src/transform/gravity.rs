@@ -46,9 +46,8 @@ impl Gravity {
                 let focal = value.strip_prefix("fp-").and_then(|rest| {
                     let (x, y) = rest.split_once('-')?;
                     let percent = |s: &str| {
-                        (!s.is_empty()
-                            && !(s.len() > 1 && s.starts_with('0')))
-                        .then_some(())?;
+                        let leading_zero = s.len() > 1 && s.starts_with('0');
+                        (!s.is_empty() && !leading_zero).then_some(())?;
                         s.bytes()
                             .all(|b| b.is_ascii_digit())
                             .then(|| s.parse::<u8>().ok())
