@@ -371,23 +371,7 @@ impl Image {
                 null::<c_char>(),
             )
         };
-        let converted = wrap(status, out, "colourspace")?;
-        // SAFETY: live image.
-        let format = unsafe { ffi::vips_image_get_format(converted.ptr()) };
-        if format == ffi::VipsBandFormat_VIPS_FORMAT_UCHAR {
-            return Ok(converted);
-        }
-        let mut out = null_mut();
-        // SAFETY: live image, NULL-terminated varargs.
-        let status = unsafe {
-            ffi::vips_cast(
-                converted.ptr(),
-                &mut out,
-                ffi::VipsBandFormat_VIPS_FORMAT_UCHAR,
-                null::<c_char>(),
-            )
-        };
-        wrap(status, out, "cast")
+        wrap(status, out, "colourspace")?.cast_uchar()
     }
 
     /// Shrinks by a whole `factor` in both directions, each output pixel
