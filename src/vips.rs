@@ -422,13 +422,7 @@ impl Image {
                 null::<c_char>(),
             )
         };
-        let straight = wrap(status, out, "unpremultiply")?;
-        let mut out = null_mut();
-        // SAFETY: live image, NULL-terminated varargs.
-        let status = unsafe {
-            ffi::vips_cast(straight.ptr(), &mut out, format, null::<c_char>())
-        };
-        wrap(status, out, "cast")
+        wrap(status, out, "unpremultiply")?.cast(format)
     }
 
     /// Composites the alpha channel onto an opaque background colour.
@@ -924,20 +918,20 @@ impl Image {
 
     /// 8 bits per band, for operations that may widen the format.
     fn cast_uchar(self) -> Result<Image> {
+        self.cast(ffi::VipsBandFormat_VIPS_FORMAT_UCHAR)
+    }
+
+    /// The same pixels in band format `format`, or the image itself when
+    /// it is in that format already.
+    fn cast(self, format: ffi::VipsBandFormat) -> Result<Image> {
         // SAFETY: live image.
-        let format = unsafe { ffi::vips_image_get_format(self.ptr()) };
-        if format == ffi::VipsBandFormat_VIPS_FORMAT_UCHAR {
+        if unsafe { ffi::vips_image_get_format(self.ptr()) } == format {
             return Ok(self);
         }
         let mut out = null_mut();
         // SAFETY: live image, NULL-terminated varargs.
         let status = unsafe {
-            ffi::vips_cast(
-                self.ptr(),
-                &mut out,
-                ffi::VipsBandFormat_VIPS_FORMAT_UCHAR,
-                null::<c_char>(),
-            )
+            ffi::vips_cast(self.ptr(), &mut out, format, null::<c_char>())
         };
         wrap(status, out, "cast")
     }
