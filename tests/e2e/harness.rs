@@ -35,6 +35,24 @@ pub fn serve_to_the_end(
     )
 }
 
+/// Runs an `imgworker` command that must succeed; its standard output.
+pub fn imgworker_ok<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args(args)
+        .output()
+        .expect("imgworker runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// The shared cases, beside the project.
 pub fn cases() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/cases")

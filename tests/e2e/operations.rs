@@ -254,22 +254,15 @@ fn systemd_units_verify() {
 }
 
 fn cache_command(server: &Server, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_imgworker"))
-        .args(args)
-        .arg("--config")
-        .arg(server.dir.path().join("absent.toml"))
-        .arg("--cache-root")
-        .arg(&server.cache_root)
-        .arg("--source-root")
-        .arg(&server.source_root)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let mut all: Vec<std::ffi::OsString> =
+        args.iter().map(|a| a.into()).collect();
+    all.push("--config".into());
+    all.push(server.dir.path().join("absent.toml").into());
+    all.push("--cache-root".into());
+    all.push(server.cache_root.clone().into());
+    all.push("--source-root".into());
+    all.push(server.source_root.clone().into());
+    crate::harness::imgworker_ok(all)
 }
 
 #[test]

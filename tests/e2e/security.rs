@@ -10,18 +10,14 @@ const URL: &str = "/img/w_80,f_webp/photos/flickr-saw-2725x2225.jpg";
 
 /// `imgworker sign` with the keys of `config`.
 fn sign(server: &Server, url: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_imgworker"))
-        .args(["sign", "--config"])
-        .arg(server.config_path())
-        .arg(url)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
+    let config = server.config_path();
+    let args = [
+        "sign".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        url.as_ref(),
+    ];
+    crate::harness::imgworker_ok(args).trim().to_string()
 }
 
 fn keys(server: &Server, keys: &[&str]) {
