@@ -125,7 +125,7 @@ fn render_reason(error: &RenderError) -> String {
         RenderError::Crop(err) => format!("bad option: {err}"),
         RenderError::TooLargeForFormat { format, width, height } => format!(
             "{} holds at most {} pixels a side, and the derivative would be \
-             {width}x{height}; ask for a smaller w_ or h_",
+             {width}x{height}; ask for a smaller size or another format",
             format.extension().to_ascii_uppercase(),
             format.max_side()
         ),

@@ -82,7 +82,12 @@ pub fn answer(ctx: &Context, request: &fastcgi::Request) -> Answer {
     };
     let head = request.param_str("REQUEST_METHOD") == Some("HEAD");
     let endpoint = request.param_str("IMGWORKER_ENDPOINT");
+    let method = request.param_str("REQUEST_METHOD").unwrap_or("");
+    let reading = method == "GET" || method == "HEAD";
     let mut answer = match endpoint {
+        Some("status") | Some("ping") if !reading => {
+            refuse(&Failure::Method(method.to_string()))
+        }
         Some("status") | Some("ping") => report(ctx, request, endpoint),
         _ => match make(ctx, request, &uri) {
             Ok(answer) => answer,

@@ -247,7 +247,9 @@ pub fn render(
     accept: &str,
     settings: &Settings,
 ) -> Result<Derivative, RenderError> {
-    // 1. The format, from the bytes.
+    // 1. The format, from the bytes; no error text left by another
+    // request.
+    vips::clear_errors();
     let loader = vips::find_loader(bytes).ok_or(RenderError::UnknownFormat)?;
     let source = SourceFormat::identify(&loader, bytes)
         .ok_or_else(|| RenderError::Unsupported(loader_name(&loader)))?;

@@ -284,3 +284,40 @@ fn a_derivative_wider_than_its_format_allows_is_a_400_not_a_500() {
         "no client request is our failure"
     );
 }
+
+/// What a fresh-user run found: a large blur held a worker past its time
+/// limit, one request's libvips error reached another's answer, and the
+/// status page answered any method.
+#[test]
+fn a_large_blur_is_quick_and_errors_never_leak_between_requests() {
+    let server = Server::start_with(&corpus(), 1);
+    let started = std::time::Instant::now();
+    let blur =
+        server.get("/img/blur_100,w_2000/photos/milkyway-24mp-4000x6000.jpg");
+    assert_eq!(blur.status, 200, "{}", blur.text());
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "blur cost {:?}",
+        started.elapsed()
+    );
+
+    let heic =
+        server.get("/img/w_202/broken/huge-heic-200mp-12240x16320.heic");
+    assert!((400..500).contains(&heic.status));
+    let png =
+        server.get("/img/w_202/broken/pngsuite-bad-colortype-xc9n2c08.png");
+    assert!((400..500).contains(&png.status));
+    assert!(
+        !png.text().contains("seek"),
+        "another request's error: {}",
+        png.text()
+    );
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("http://127.0.0.1:{}/imgworker-status", server.port);
+    let reply = agent.delete(&url).call().unwrap();
+    assert_eq!(reply.status().as_u16(), 405);
+}
