@@ -25,7 +25,9 @@
 //!
 //! The bytes go into an unnamed file in the final directory (O_TMPFILE),
 //! are flushed to disk (unless `cache_fsync` is off), and the file is then
-//! linked under its final name in one step. Nginx therefore sees either no
+//! linked under its final name in one step. Writing ([`Cache::write`]) and
+//! flushing and naming ([`Pending::commit`]) are two calls, so that a
+//! worker can render its next request while the disk takes its time. Nginx therefore sees either no
 //! file or a whole one, never a part; a worker killed while writing leaves
 //! nothing at all. Two workers rendering the same derivative at once both
 //! finish, and the second replaces the first by rename(2); both files were
@@ -165,110 +167,169 @@ impl Cache {
         })
     }
 
-    /// Writes a derivative where Nginx will find it, whole or not at all.
-    /// On failure, directories made for it and left empty are removed.
+    /// Writes a derivative where Nginx will find it, whole or not at all:
+    /// [`Cache::write`], then [`Pending::commit`].
     pub fn store(
         &self,
         path: &Path,
         bytes: &[u8],
     ) -> Result<Stored, CacheError> {
-        let fail = |err: io::Error| match err.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-                CacheError::Full(path.to_path_buf())
-            }
-            Some(libc::ENAMETOOLONG)
-            | Some(libc::ENOTDIR)
-            | Some(libc::EEXIST)
-            | Some(libc::EISDIR) => {
-                CacheError::Unstorable(path.to_path_buf(), err)
-            }
-            _ => CacheError::Io(path.to_path_buf(), err),
-        };
+        self.write(path, bytes)?.commit()
+    }
+
+    /// Writes a derivative's bytes into a file no reader can see yet.
+    /// [`Pending::commit`] flushes it and gives it its name; a `Pending`
+    /// dropped without that leaves nothing behind. On failure,
+    /// directories made for it and left empty are removed.
+    pub fn write(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Pending, CacheError> {
         let dir = path.parent().expect("a derivative path has a directory");
-        let mut result = self.store_in(dir, path, bytes);
+        let mut result = self.write_in(dir, path, bytes);
         // A sweep may have removed the directory between the two steps.
         if matches!(&result, Err(err) if err.kind() == io::ErrorKind::NotFound)
         {
-            result = self.store_in(dir, path, bytes);
+            result = self.write_in(dir, path, bytes);
         }
         result.map_err(|err| {
-            self.remove_empty_parents(dir);
-            fail(err)
+            remove_empty_parents(&self.root, dir);
+            classify(path, err)
         })
     }
 
-    fn store_in(
+    fn write_in(
         &self,
         dir: &Path,
         path: &Path,
         bytes: &[u8],
-    ) -> io::Result<Stored> {
+    ) -> io::Result<Pending> {
         std::fs::create_dir_all(dir)?;
-        match sys::create_unnamed(dir) {
-            Ok(file) => self.store_unnamed(file, path, bytes),
+        let (mut file, temp) = match sys::create_unnamed(dir) {
+            Ok(file) => (file, None),
             Err(err) if sys::unnamed_unsupported(&err) => {
-                self.store_renamed(path, bytes)
+                let temp = temp_name(path);
+                (File::create_new(&temp)?, Some(temp))
+            }
+            Err(err) => return Err(err),
+        };
+        let mut pending = Pending {
+            file: None,
+            temp,
+            path: path.to_path_buf(),
+            root: self.root.clone(),
+            fsync: self.fsync,
+            stored: Stored { modified: SystemTime::UNIX_EPOCH, len: 0 },
+        };
+        file.write_all(bytes)?;
+        pending.stored = stored(&file)?;
+        pending.file = Some(file);
+        Ok(pending)
+    }
+}
+
+/// A derivative whose bytes are written but which has no name yet, so
+/// Nginx cannot see it. Flushing it to disk is the slow part of storing a
+/// derivative; a worker can leave that to another thread and go on to the
+/// next request.
+pub struct Pending {
+    /// None only while it is being made.
+    file: Option<File>,
+    /// The hidden file the bytes are in, where O_TMPFILE is missing.
+    temp: Option<PathBuf>,
+    path: PathBuf,
+    root: PathBuf,
+    fsync: bool,
+    stored: Stored,
+}
+
+impl Pending {
+    /// What the derivative will be once committed: the same modification
+    /// time and size, as naming a file changes neither.
+    pub fn stored(&self) -> Stored {
+        self.stored
+    }
+
+    /// Flushes the bytes to disk (unless `cache_fsync` is off), then gives
+    /// the file its final name in one step. On failure nothing is left
+    /// and directories left empty are removed.
+    pub fn commit(mut self) -> Result<Stored, CacheError> {
+        let file = self.file.take().expect("a pending file is open");
+        let result = self.publish(&file);
+        drop(file);
+        if let Err(err) = result {
+            self.discard();
+            let dir = self.path.parent().unwrap_or(&self.root);
+            remove_empty_parents(&self.root, dir);
+            return Err(classify(&self.path, err));
+        }
+        self.temp = None;
+        Ok(self.stored)
+    }
+
+    fn publish(&self, file: &File) -> io::Result<()> {
+        if self.fsync {
+            file.sync_data()?;
+        }
+        if let Some(temp) = &self.temp {
+            return std::fs::rename(temp, &self.path);
+        }
+        match sys::link_into_place(file, &self.path) {
+            Ok(()) => Ok(()),
+            // Another worker made it first; ours replaces it whole.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                let temp = temp_name(&self.path);
+                sys::link_into_place(file, &temp)?;
+                std::fs::rename(&temp, &self.path).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&temp);
+                })
             }
             Err(err) => Err(err),
         }
     }
 
-    /// Removes `dir` and its parents below the root while they are empty.
-    fn remove_empty_parents(&self, dir: &Path) {
-        let mut dir = dir;
-        while dir.starts_with(&self.root) && dir != self.root {
-            if std::fs::remove_dir(dir).is_err() {
-                return;
-            }
-            match dir.parent() {
-                Some(parent) => dir = parent,
-                None => return,
-            }
+    /// Removes the hidden file, if the bytes went into one.
+    fn discard(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let _ = std::fs::remove_file(temp);
         }
     }
+}
 
-    fn store_unnamed(
-        &self,
-        mut file: File,
-        path: &Path,
-        bytes: &[u8],
-    ) -> io::Result<Stored> {
-        self.fill(&mut file, bytes)?;
-        match sys::link_into_place(&file, path) {
-            Ok(()) => {}
-            // Another worker made it first; ours replaces it whole.
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                let temp = temp_name(path);
-                sys::link_into_place(&file, &temp)?;
-                if let Err(err) = std::fs::rename(&temp, path) {
-                    let _ = std::fs::remove_file(&temp);
-                    return Err(err);
-                }
-            }
-            Err(err) => return Err(err),
-        }
-        stored(&file)
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.discard();
     }
+}
 
-    fn store_renamed(&self, path: &Path, bytes: &[u8]) -> io::Result<Stored> {
-        let temp = temp_name(path);
-        let result = File::create_new(&temp).and_then(|mut file| {
-            self.fill(&mut file, bytes)?;
-            std::fs::rename(&temp, path)?;
-            stored(&file)
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
+/// Sorts a failure to store `path` by what a sysadmin does about it.
+fn classify(path: &Path, err: io::Error) -> CacheError {
+    match err.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            CacheError::Full(path.to_path_buf())
         }
-        result
+        Some(libc::ENAMETOOLONG)
+        | Some(libc::ENOTDIR)
+        | Some(libc::EEXIST)
+        | Some(libc::EISDIR) => {
+            CacheError::Unstorable(path.to_path_buf(), err)
+        }
+        _ => CacheError::Io(path.to_path_buf(), err),
     }
+}
 
-    fn fill(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
-        file.write_all(bytes)?;
-        if self.fsync {
-            file.sync_data()?;
+/// Removes `dir` and its parents below `root` while they are empty.
+fn remove_empty_parents(root: &Path, dir: &Path) {
+    let mut dir = dir;
+    while dir.starts_with(root) && dir != root {
+        if std::fs::remove_dir(dir).is_err() {
+            return;
         }
-        Ok(())
+        match dir.parent() {
+            Some(parent) => dir = parent,
+            None => return,
+        }
     }
 }
 
@@ -322,6 +383,24 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"RIFF....WEBP");
         assert_eq!(stored.len, 12);
         assert_eq!(names(path.parent().unwrap()), ["a.jpg.webp"]);
+    }
+
+    #[test]
+    fn a_written_derivative_is_invisible_until_committed() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path(), true);
+        let path = cache.path_of("img/w_300/a.jpg", "jpg");
+        let pending = cache.write(&path, b"whole").unwrap();
+        assert_eq!(names(path.parent().unwrap()), Vec::<String>::new());
+        let promised = pending.stored();
+        let stored = pending.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+        assert_eq!((stored.modified, stored.len), (promised.modified, 5));
+
+        // Dropped before its commit, as when a worker stops: nothing.
+        let other = cache.path_of("img/w_300/b.jpg", "jpg");
+        drop(cache.write(&other, b"never seen").unwrap());
+        assert_eq!(names(path.parent().unwrap()), ["a.jpg.jpg"]);
     }
 
     #[test]

@@ -18,7 +18,7 @@
 
 use std::time::Instant;
 
-use crate::cache::{Cache, CacheError, Stored};
+use crate::cache::{Cache, CacheError, Pending, RenderLock, Stored};
 use crate::error::Failure;
 use crate::fastcgi;
 use crate::glide;
@@ -55,14 +55,65 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
-    pub summary: String,
-    /// Whether a derivative was made and stored.
+    /// Whether a derivative was made.
     pub rendered: bool,
+    /// The log line's end, after the status, the time and the URI.
+    note: String,
+    /// The derivative's file, written but not yet where Nginx looks; see
+    /// [`finish`].
+    commit: Option<Commit>,
+    /// The URI for the log, and when the request came in.
+    uri: String,
+    started: Instant,
+    head: bool,
+}
+
+/// What [`finish`] still has to do for a new derivative: flush and name
+/// its file, then let other workers waiting for it go on.
+struct Commit {
+    file: Pending,
+    _lock: Option<RenderLock>,
 }
 
 impl Answer {
+    fn new(
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+        note: String,
+    ) -> Answer {
+        Answer {
+            status,
+            headers,
+            body,
+            rendered: false,
+            note,
+            commit: None,
+            uri: String::new(),
+            started: Instant::now(),
+            head: false,
+        }
+    }
+
     pub fn header_pairs(&self) -> Vec<(&str, &str)> {
         self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    /// Whether the derivative's file still has to be committed before
+    /// this answer may go out.
+    pub fn pending(&self) -> bool {
+        self.commit.is_some()
+    }
+
+    /// The request's log line, after "request ".
+    pub fn summary(&self) -> String {
+        format!(
+            "status={} ms={} uri={:?} {}",
+            self.status,
+            self.started.elapsed().as_millis(),
+            self.uri,
+            self.note
+        )
     }
 }
 
@@ -97,13 +148,53 @@ pub fn answer(ctx: &Context, request: &fastcgi::Request) -> Answer {
     if head {
         answer.body.clear();
     }
-    answer.summary = format!(
-        "status={} ms={} uri={logged:?} {}",
-        answer.status,
-        started.elapsed().as_millis(),
-        answer.summary
-    );
+    answer.uri = logged;
+    answer.started = started;
+    answer.head = head;
     answer
+}
+
+/// Makes a new derivative's file visible where Nginx looks, then gives
+/// back the answer to send: the same, or the failure's if the file could
+/// not be stored. Nginx is answered only once the file is in place, so
+/// the client's next request for it is a hit.
+pub fn finish(mut answer: Answer) -> Answer {
+    let Some(commit) = answer.commit.take() else {
+        return answer;
+    };
+    let flushing = Instant::now();
+    let result = commit.file.commit();
+    drop(commit._lock);
+    let flush_ms = flushing.elapsed().as_millis();
+    match result {
+        Ok(_) => {
+            answer.note =
+                format!("cache=miss {} flush_ms={flush_ms}", answer.note);
+            answer
+        }
+        // Answer anyway; this URL will be rendered every time.
+        Err(err @ CacheError::Unstorable(..)) => {
+            answer.headers.retain(|(name, _)| {
+                *name != "ETag" && *name != "Last-Modified"
+            });
+            answer.note = format!(
+                "cache=unstorable reason={:?} {}",
+                err.to_string(),
+                answer.note
+            );
+            answer
+        }
+        Err(err) => {
+            let mut failed = refuse(&Failure::Cache(err));
+            if answer.head {
+                failed.body.clear();
+            }
+            failed.uri = answer.uri;
+            failed.started = answer.started;
+            failed.head = answer.head;
+            failed
+        }
+    }
 }
 
 fn make(
@@ -156,7 +247,7 @@ fn make(
     // One render per derivative: wait for a worker making it already,
     // then answer with its file if it made one.
     let accept = request.param_str("HTTP_ACCEPT").unwrap_or("");
-    let _lock = ctx.cache.lock(key.as_str()).map_err(|err| {
+    let lock = ctx.cache.lock(key.as_str()).map_err(|err| {
         log::warn!(
             "render lock failed uri={uri:?} error={:?}",
             err.to_string()
@@ -169,7 +260,7 @@ fn make(
         ctx.cache.existing(key.as_str(), &extensions)
     {
         let format = candidates[index];
-        let summary = format!(
+        let note = format!(
             "cache=made-meanwhile format={} bytes={}",
             format.extension(),
             bytes.len()
@@ -181,13 +272,7 @@ fn make(
             bytes.len(),
             Some(stored),
         );
-        return Ok(Answer {
-            status: 200,
-            headers,
-            body: bytes,
-            summary,
-            rendered: false,
-        });
+        return Ok(Answer::new(200, headers, bytes, note));
     }
 
     // The original, and the derivative.
@@ -203,15 +288,13 @@ fn make(
             })?;
     drop(original);
 
-    // Stored where Nginx looks next time.
-    let file = ctx.cache.path_of(key.as_str(), derivative.format.extension());
-    let (stored, cache_note) = match ctx.cache.store(&file, &derivative.bytes)
+    // Written beside where Nginx looks next time; `finish` puts it there.
+    let path = ctx.cache.path_of(key.as_str(), derivative.format.extension());
+    let (pending, unstorable) = match ctx.cache.write(&path, &derivative.bytes)
     {
-        Ok(stored) => (Some(stored), "miss".to_string()),
+        Ok(pending) => (Some(pending), None),
         // Answer anyway; this URL will be rendered every time.
-        Err(err @ CacheError::Unstorable(..)) => {
-            (None, format!("unstorable reason={:?}", err.to_string()))
-        }
+        Err(err @ CacheError::Unstorable(..)) => (None, Some(err)),
         Err(err) => return Err(Failure::Cache(err)),
     };
 
@@ -220,10 +303,10 @@ fn make(
         &options,
         derivative.format,
         derivative.bytes.len(),
-        stored,
+        pending.as_ref().map(Pending::stored),
     );
-    let summary = format!(
-        "cache={cache_note} src={}x{} out={}x{} format={} bytes={}",
+    let mut note = format!(
+        "src={}x{} out={}x{} format={} bytes={}",
         derivative.source_width,
         derivative.source_height,
         derivative.width,
@@ -231,13 +314,13 @@ fn make(
         derivative.format.extension(),
         derivative.bytes.len()
     );
-    Ok(Answer {
-        status: 200,
-        headers,
-        body: derivative.bytes,
-        summary,
-        rendered: true,
-    })
+    if let Some(err) = unstorable {
+        note = format!("cache=unstorable reason={:?} {note}", err.to_string());
+    }
+    let mut answer = Answer::new(200, headers, derivative.bytes, note);
+    answer.rendered = true;
+    answer.commit = pending.map(|file| Commit { file, _lock: lock.ok() });
+    Ok(answer)
 }
 
 /// The status page or the ping.
@@ -257,17 +340,13 @@ fn report(
         status::render(&ctx.board, &extra, query)
     };
     let body = page.body.into_bytes();
-    Answer {
-        status: 200,
-        headers: vec![
-            ("Content-Type", page.content_type.to_string()),
-            ("Content-Length", body.len().to_string()),
-            ("Cache-Control", "no-store".to_string()),
-        ],
-        body,
-        summary: format!("endpoint={}", endpoint.unwrap_or("")),
-        rendered: false,
-    }
+    let headers = vec![
+        ("Content-Type", page.content_type.to_string()),
+        ("Content-Length", body.len().to_string()),
+        ("Cache-Control", "no-store".to_string()),
+    ];
+    let note = format!("endpoint={}", endpoint.unwrap_or(""));
+    Answer::new(200, headers, body, note)
 }
 
 /// Checks a translated Glide URL's signature against the URL the client
@@ -352,13 +431,7 @@ fn refuse(failure: &Failure) -> Answer {
     if status == 405 {
         headers.push(("Allow", "GET, HEAD".to_string()));
     }
-    Answer {
-        status,
-        headers,
-        body,
-        summary: format!("error={:?}", failure.detail()),
-        rendered: false,
-    }
+    Answer::new(status, headers, body, format!("error={:?}", failure.detail()))
 }
 
 #[cfg(test)]

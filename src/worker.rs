@@ -3,12 +3,21 @@
 //!
 //! Workers share the master's listening socket and each waits in poll(2)
 //! for a connection; the kernel hands each connection to one of them. A
-//! worker handles exactly one connection at a time, so a slow render holds
+//! worker renders exactly one request at a time, so a slow render holds
 //! one worker, never the others. On SIGTERM, SIGINT or SIGQUIT a worker
 //! finishes the request in hand, then exits 0.
+//!
+//! A new derivative is answered only once its file is flushed to disk and
+//! in place, and the flush is mostly waiting for the disk. A worker's
+//! second thread, the finisher, does that last step and sends the answer,
+//! while the main thread goes on to the next connection: the processor
+//! renders while the disk writes. The finisher takes one answer at a
+//! time; a main thread with the next one ready waits for it.
 
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
@@ -53,6 +62,7 @@ pub fn run(
     info!("worker started pid={pid} slot={slot} vips={}", vips::version());
 
     let limits = fastcgi::Limits::default();
+    let finisher = Finisher::start();
     let retire_after = with_jitter(config.max_requests, pid);
     let mut served: u64 = 0;
     let mut reason = "signal";
@@ -96,7 +106,7 @@ pub fn run(
         };
         board.begin_request(slot);
         let started = Instant::now();
-        let rendered = serve_connection(&ctx, stream, &limits);
+        let rendered = serve_connection(&ctx, stream, &limits, &finisher);
         let ms = started.elapsed().as_millis() as u64;
         board.end_request(slot, ms, rendered, ms >= config.slow_request_ms);
         served += 1;
@@ -109,6 +119,7 @@ pub fn run(
             break;
         }
     }
+    finisher.stop();
     info!(
         "worker stopping pid={pid} slot={slot} requests={served} \
          reason={reason} rss_mb={}",
@@ -132,13 +143,14 @@ fn with_jitter(max_requests: u64, pid: u32) -> u64 {
     max_requests - spread + draw % (2 * spread + 1)
 }
 
-/// Reads one request from a connection, answers it, and closes it. Any
-/// protocol fault drops the connection with one log line. True if a
-/// derivative was made.
+/// Reads one request from a connection and answers it, or hands the
+/// answer to the finisher. Any protocol fault drops the connection with
+/// one log line. True if a derivative was made.
 fn serve_connection(
     ctx: &Context,
-    stream: std::os::unix::net::UnixStream,
+    stream: UnixStream,
     limits: &fastcgi::Limits,
+    finisher: &Finisher,
 ) -> bool {
     let mut conn = match fastcgi::Connection::new(stream, limits) {
         Ok(conn) => conn,
@@ -159,22 +171,94 @@ fn serve_connection(
         }
     };
     let answer = request::answer(ctx, &req);
-    let outcome = conn.write_response(
-        &req,
-        answer.status,
-        &answer.header_pairs(),
-        &answer.body,
-    );
-    match outcome {
-        Ok(()) if answer.status >= 500 => error!("request {}", answer.summary),
-        Ok(()) => info!("request {}", answer.summary),
-        Err(err) => warn!(
-            "request {} not delivered error={:?}",
-            answer.summary,
-            err.to_string()
-        ),
+    let rendered = answer.rendered;
+    let delivery = Delivery { conn, req, answer };
+    if delivery.answer.pending() {
+        finisher.hand_over(delivery);
+    } else {
+        delivery.send();
     }
-    answer.rendered
+    rendered
+}
+
+/// An answer and where it goes.
+struct Delivery {
+    conn: fastcgi::Connection,
+    req: fastcgi::Request,
+    answer: request::Answer,
+}
+
+impl Delivery {
+    /// Finishes the answer, writes it and logs it; the connection closes.
+    fn send(self) {
+        let Delivery { mut conn, req, answer } = self;
+        let answer = request::finish(answer);
+        let outcome = conn.write_response(
+            &req,
+            answer.status,
+            &answer.header_pairs(),
+            &answer.body,
+        );
+        match outcome {
+            Ok(()) if answer.status >= 500 => {
+                error!("request {}", answer.summary())
+            }
+            Ok(()) => info!("request {}", answer.summary()),
+            Err(err) => warn!(
+                "request {} not delivered error={:?}",
+                answer.summary(),
+                err.to_string()
+            ),
+        }
+    }
+}
+
+/// The worker's second thread, which commits new derivatives and sends
+/// their answers (see the module comment).
+struct Finisher {
+    queue: Option<SyncSender<Delivery>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Finisher {
+    /// Starts the thread; without it, answers are finished in line.
+    fn start() -> Finisher {
+        let (queue, deliveries) = sync_channel::<Delivery>(0);
+        let thread = std::thread::Builder::new()
+            .name("finisher".into())
+            .spawn(move || deliveries.iter().for_each(Delivery::send));
+        match thread {
+            Ok(thread) => {
+                Finisher { queue: Some(queue), thread: Some(thread) }
+            }
+            Err(err) => {
+                warn!("finisher thread did not start error={err:?}");
+                Finisher { queue: None, thread: None }
+            }
+        }
+    }
+
+    /// Gives the finisher `delivery`, waiting while it is busy with the
+    /// one before; finishes it here if the finisher is gone.
+    fn hand_over(&self, delivery: Delivery) {
+        let unsent = match &self.queue {
+            Some(queue) => queue.send(delivery).err().map(|err| err.0),
+            None => Some(delivery),
+        };
+        if let Some(delivery) = unsent {
+            delivery.send();
+        }
+    }
+
+    /// Waits until the answer in hand is sent.
+    fn stop(mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            error!("finisher thread panicked");
+        }
+    }
 }
 
 fn boot_signals() -> std::io::Result<SignalPipe> {
