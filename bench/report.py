@@ -67,19 +67,26 @@ def wrap(line, width=79):
 def hit_table(rows):
     out = ["Hit path: a cached derivative (%d bytes) through imgworker's "
            "Nginx configuration, and the same bytes as a static file in "
-           "the same Nginx." % rows[0]["bytes"], "",
+           "the same Nginx; last, the static file from a location with the "
+           "snippet's open_file_cache." % rows[0]["bytes"], "",
            "| concurrency | hit req/s | p50 / p99 ms | Nginx CPU µs/req "
            "| static req/s | p50 / p99 ms | Nginx CPU µs/req "
-           "| hit / static |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| hit / static | static cached req/s | Nginx CPU µs/req "
+           "| hit / static cached |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         h, st = r["imgworker"], r["static"]
-        out.append("| %d | %s | %s / %s | %s | %s | %s / %s | %s | %.3f |"
+        sc = r.get("static_cached")
+        cached = ("%s | %s | %.3f" % (num(sc["per_s"]),
+                                       num(sc["nginx_cpu_us"]),
+                                       r["ratio_cached"])
+                  if sc else "not run | | ")
+        out.append("| %d | %s | %s / %s | %s | %s | %s / %s | %s | %.3f | %s |"
                    % (r["concurrency"], num(h["per_s"]), num(h["p50_ms"], 2),
                       num(h["p99_ms"], 2), num(h["nginx_cpu_us"]),
                       num(st["per_s"]), num(st["p50_ms"], 2),
                       num(st["p99_ms"], 2), num(st["nginx_cpu_us"]),
-                      r["ratio"]))
+                      r["ratio"], cached))
     return out + [""]
 
 
@@ -161,8 +168,12 @@ def targets(results):
         lines.append("%s: %s" % ("met" if ok else "MISSED", text))
 
     worst = min(r["ratio"] for r in results["hit"])
+    cached = [r["ratio_cached"] for r in results["hit"]
+              if r.get("ratio_cached")]
     judge(worst >= 0.95, "hit ≥ 0.95× static at every concurrency "
-          "(lowest %.3f)" % worst)
+          "(lowest %.3f%s)" % (worst, "; against a static location with "
+                               "the same open_file_cache, lowest %.3f"
+                               % min(cached) if cached else ""))
     worst = min(results["miss"], key=lambda r: r["miss_vs_limit"])
     judge(worst["miss_vs_limit"] >= 0.95, "miss ≥ 0.95× limit for every "
           "conversion (lowest %.2f, %s %s)" % (

@@ -8,15 +8,15 @@
 //! finishes the request in hand, then exits 0.
 //!
 //! A new derivative is answered only once its file is flushed to disk and
-//! in place, and the flush is mostly waiting for the disk. A worker's
-//! second thread, the finisher, does that last step and sends the answer,
+//! in place, and the flush is mostly waiting for the disk. A few threads
+//! of the worker, the finishers, do that last step and send the answers,
 //! while the main thread goes on to the next connection: the processor
-//! renders while the disk writes. The finisher takes one answer at a
-//! time; a main thread with the next one ready waits for it.
+//! renders while the disk writes, and flushes made together share the
+//! file system's journal commit. A main thread with an answer ready and
+//! every finisher busy waits for one.
 
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,10 @@ use crate::source::LocalSource;
 use crate::sys::{self, SignalPipe};
 use crate::transform::{Rules, Settings};
 use crate::vips;
+
+/// Threads that flush new derivatives and send their answers: enough for
+/// a flush to wait on the disk while the next renders finish.
+const FINISHERS: usize = 3;
 
 /// Exit status of a worker that could not start: the master stops rather
 /// than respawn a worker that will fail the same way.
@@ -213,33 +217,38 @@ impl Delivery {
     }
 }
 
-/// The worker's second thread, which commits new derivatives and sends
-/// their answers (see the module comment).
+/// The threads that commit new derivatives and send their answers (see
+/// the module comment).
 struct Finisher {
-    queue: Option<SyncSender<Delivery>>,
-    thread: Option<JoinHandle<()>>,
+    queue: Option<crossbeam_channel::Sender<Delivery>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Finisher {
-    /// Starts the thread; without it, answers are finished in line.
+    /// Starts the threads; without any, answers are finished in line.
     fn start() -> Finisher {
-        let (queue, deliveries) = sync_channel::<Delivery>(0);
-        let thread = std::thread::Builder::new()
-            .name("finisher".into())
-            .spawn(move || deliveries.iter().for_each(Delivery::send));
-        match thread {
-            Ok(thread) => {
-                Finisher { queue: Some(queue), thread: Some(thread) }
-            }
-            Err(err) => {
-                warn!("finisher thread did not start error={err:?}");
-                Finisher { queue: None, thread: None }
+        // No buffer: an answer is handed over only to an idle finisher.
+        let (queue, deliveries) = crossbeam_channel::bounded::<Delivery>(0);
+        let mut threads = Vec::new();
+        for n in 0..FINISHERS {
+            let deliveries = deliveries.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("finisher-{n}"))
+                .spawn(move || deliveries.iter().for_each(Delivery::send));
+            match thread {
+                Ok(thread) => threads.push(thread),
+                Err(err) => {
+                    warn!("finisher thread did not start error={err:?}");
+                    break;
+                }
             }
         }
+        let queue = (!threads.is_empty()).then_some(queue);
+        Finisher { queue, threads }
     }
 
-    /// Gives the finisher `delivery`, waiting while it is busy with the
-    /// one before; finishes it here if the finisher is gone.
+    /// Gives `delivery` to an idle finisher, waiting while all are busy;
+    /// finishes it here if they are gone.
     fn hand_over(&self, delivery: Delivery) {
         let unsent = match &self.queue {
             Some(queue) => queue.send(delivery).err().map(|err| err.0),
@@ -250,13 +259,13 @@ impl Finisher {
         }
     }
 
-    /// Waits until the answer in hand is sent.
+    /// Waits until the answers in hand are sent.
     fn stop(mut self) {
         drop(self.queue.take());
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            error!("finisher thread panicked");
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                error!("finisher thread panicked");
+            }
         }
     }
 }
