@@ -92,11 +92,18 @@ def growth(ctx, pids):
     warm = next(s for s in samples if s["requests"] >= 1000)
     last = samples[-1]
     grew = [b - a for a, b in zip(warm["rss_mb"], last["rss_mb"])]
+    # A leak grows all along; a warm-up step (a worker's heap reaching the
+    # size its largest moment needs) happens once. The second half of the
+    # run tells them apart.
+    middle = next(s for s in samples
+                  if s["requests"] >= last["requests"] / 2)
+    late = [b - a for a, b in zip(middle["rss_mb"], last["rss_mb"])]
     ctx.log("memory growth: %s MB at %d requests, %s MB at %d"
             % (warm["rss_mb"], warm["requests"], last["rss_mb"],
                last["requests"]))
     return {"workers": len(pids), "samples": samples, "warm": warm,
-            "last": last, "growth_mb": round(max(grew), 1)}
+            "last": last, "growth_mb": round(max(grew), 1),
+            "middle": middle, "late_growth_mb": round(max(late), 1)}
 
 
 def no_retirement(ctx):
