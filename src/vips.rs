@@ -454,6 +454,126 @@ impl Image {
         wrap(status, out, "unpremultiply")?.cast(format)
     }
 
+    /// Whether each band is one byte, as in 8-bit images.
+    pub fn is_uchar(&self) -> bool {
+        // SAFETY: live image.
+        let format = unsafe { ffi::vips_image_get_format(self.ptr()) };
+        format == ffi::VipsBandFormat_VIPS_FORMAT_UCHAR
+    }
+
+    /// Decodes rows `top..top + count` at full width, and hands each to
+    /// `each` as `bands()` bytes a pixel. For 8-bit images only; ask for
+    /// rows from the top down, the order a sequential loader reads them
+    /// in. See `vips_region_prepare`.
+    pub fn each_row(
+        &self,
+        top: i32,
+        count: i32,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<()> {
+        assert!(self.is_uchar(), "each_row reads 8-bit images only");
+        let (width, bands) = (self.width(), self.bands());
+        let rect = ffi::VipsRect { left: 0, top, width, height: count };
+        // SAFETY: a region on a live image, unreferenced below. Once
+        // vips_region_prepare succeeds, `data` holds the rectangle's
+        // pixels, row after row `bpl` bytes apart, each row `width` ×
+        // `bands` bytes, until the region is prepared again or freed.
+        unsafe {
+            let region = ffi::vips_region_new(self.ptr());
+            if region.is_null() {
+                return Err(take_error("region"));
+            }
+            let status = ffi::vips_region_prepare(region, &rect);
+            if status == 0 {
+                let (data, bpl) = ((*region).data, (*region).bpl as usize);
+                let row_bytes = width as usize * bands as usize;
+                for row in 0..count as usize {
+                    each(std::slice::from_raw_parts(
+                        data.add(row * bpl),
+                        row_bytes,
+                    ));
+                }
+            }
+            ffi::g_object_unref(region as *mut c_void);
+            if status != 0 {
+                return Err(take_error("decode"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A new 8-bit image of `pixels`, `width` × `height`, with this
+    /// image's bands, interpretation, resolution and metadata: what a
+    /// pixel operation done outside libvips hands back to it.
+    pub fn with_pixels(
+        &self,
+        pixels: &[u8],
+        width: i32,
+        height: i32,
+    ) -> Result<Image> {
+        let bands = self.bands();
+        assert_eq!(
+            pixels.len(),
+            width as usize * height as usize * bands as usize,
+            "with_pixels needs width × height × bands bytes"
+        );
+        // SAFETY: the slice is live for the call and libvips copies it.
+        let bare = unsafe {
+            ffi::vips_image_new_from_memory_copy(
+                pixels.as_ptr() as *const c_void,
+                pixels.len() as ffi::size_t,
+                width,
+                height,
+                bands,
+                ffi::VipsBandFormat_VIPS_FORMAT_UCHAR,
+            )
+        };
+        let bare = wrap(if bare.is_null() { -1 } else { 0 }, bare, "copy")?;
+        let (n_interpretation, n_xres, n_yres) =
+            (cstring("interpretation"), cstring("xres"), cstring("yres"));
+        let mut out = null_mut();
+        // SAFETY: live images, NULL-terminated varargs of an enum and two
+        // doubles.
+        let status = unsafe {
+            ffi::vips_copy(
+                bare.ptr(),
+                &mut out,
+                n_interpretation.as_ptr(),
+                ffi::vips_image_get_interpretation(self.ptr()) as c_int,
+                n_xres.as_ptr(),
+                ffi::vips_image_get_xres(self.ptr()),
+                n_yres.as_ptr(),
+                ffi::vips_image_get_yres(self.ptr()),
+                null::<c_char>(),
+            )
+        };
+        let out = wrap(status, out, "copy")?;
+        for name in self.field_names() {
+            // The header's own fields were set above; a frame's height is
+            // the image's.
+            if HEADER_FIELDS.contains(&name.as_str()) || name == "page-height"
+            {
+                continue;
+            }
+            let name = cstring(&name);
+            // SAFETY: live images; vips_image_get fills a zeroed GValue
+            // with a copy of the field, which vips_image_set copies in
+            // turn and we then unset.
+            unsafe {
+                let mut value: ffi::GValue = std::mem::zeroed();
+                if ffi::vips_image_get(self.ptr(), name.as_ptr(), &mut value)
+                    == 0
+                {
+                    ffi::vips_image_set(out.ptr(), name.as_ptr(), &mut value);
+                    ffi::g_value_unset(&mut value);
+                } else {
+                    ffi::vips_error_clear();
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Composites the alpha channel onto an opaque background colour.
     pub fn flatten(self, background: [f64; 3]) -> Result<Image> {
         if !self.has_alpha() {
@@ -700,6 +820,22 @@ impl Keep {
                 ))
     }
 }
+
+/// The fields every libvips image has in its header, rather than as
+/// metadata: `vips_image_get_fields` lists them first.
+const HEADER_FIELDS: [&str; 11] = [
+    "width",
+    "height",
+    "bands",
+    "format",
+    "coding",
+    "interpretation",
+    "xoffset",
+    "yoffset",
+    "xres",
+    "yres",
+    "filename",
+];
 
 /// Whether a field of a libvips image is metadata to strip, as opposed to
 /// what libvips needs to write the pixels (sizes, resolution, pages).

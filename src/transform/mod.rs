@@ -26,6 +26,7 @@ pub mod gravity;
 pub mod output;
 pub mod preset;
 pub mod resize;
+pub mod shrink;
 
 use crate::vips::{self, Crop, Image, Size, Thumbnail};
 use adjust::Adjust;
@@ -442,8 +443,7 @@ impl Steps<'_> {
         let shrink = alpha_shrink(plan.shrink);
         if self.source != SourceFormat::Jpeg && image.has_alpha() && shrink > 1
         {
-            image = image
-                .shrink_with_alpha(shrink)
+            image = shrink::with_alpha(image, shrink)
                 .map_err(RenderError::Undecodable)?;
         }
 
@@ -538,8 +538,9 @@ fn jpeg_shrink(shrink: f64) -> u32 {
 /// is box-shrunk before libvips' thumbnail resamples it. libvips 8.14's
 /// thumbnail resamples an image with alpha premultiplied in float, which
 /// for a 3 MP RGBA PNG costs four fifths of the render; the box shrink,
-/// also premultiplied, costs far less, and leaves at least a factor of two
-/// to the resampler, as the JPEG decoder's shrink does. The free side of
+/// weighted by alpha in integers ([`shrink`]), costs far less, and leaves
+/// at least a factor of two to the resampler, as the JPEG decoder's
+/// shrink does. The free side of
 /// the box may round one pixel differently than without it, as with
 /// shrink-on-load.
 fn alpha_shrink(shrink: f64) -> i32 {

@@ -202,3 +202,49 @@ fn copyright_and_profile_are_kept_only_on_request() {
     }
     assert_eq!(server.get("/img/w_100,keep_gps/marked.jpg").status, 400);
 }
+
+#[test]
+fn the_integer_alpha_shrink_matches_libvips_premultiplied_one() {
+    use imgworker::transform::shrink;
+    use imgworker::vips::{Encoder, Image, Keep};
+
+    // 8-bit images with alpha are box-shrunk by imgworker's own code before
+    // the thumbnail; libvips' premultiplied shrink, in float, is the
+    // reference. Colour under almost no alpha is invisible and rounds
+    // differently, so only pixels with some opacity are compared.
+    imgworker::vips::start(1).unwrap();
+    let png = |image: Image| {
+        let image = image.materialise().unwrap();
+        let encoder = Encoder::Png { compression: 1, interlace: false };
+        let bytes = image.encode(&encoder, Keep::default()).unwrap();
+        image::load_from_memory(&bytes).unwrap()
+    };
+    for (file, factor) in [
+        ("alpha/rgba-blackbug-2048x1536.png", 3),
+        ("alpha/rgba-clover-512x512.png", 5),
+        ("alpha/palette-trns-tbbn3p08.png", 2),
+        ("color/grey-alpha8-400x300.png", 7),
+        ("alpha/webp-lossy-alpha-100x100.webp", 4),
+    ] {
+        let bytes = std::fs::read(corpus().join(file)).unwrap();
+        let ours =
+            png(shrink::with_alpha(Image::load(&bytes, "").unwrap(), factor)
+                .unwrap());
+        let reference = png(Image::load(&bytes, "")
+            .unwrap()
+            .shrink_with_alpha(factor)
+            .unwrap());
+        assert_eq!(ours.dimensions(), reference.dimensions(), "{file}");
+        assert_eq!(ours.color(), reference.color(), "{file}");
+        let (ours, reference) = (ours.to_rgba8(), reference.to_rgba8());
+        for (a, b) in ours.pixels().zip(reference.pixels()) {
+            assert!(a[3].abs_diff(b[3]) <= 1, "{file}: alpha {a:?} {b:?}");
+            if b[3] >= 16 {
+                assert!(
+                    a.0.iter().zip(b.0).all(|(x, y)| x.abs_diff(y) <= 2),
+                    "{file}: {a:?} against libvips' {b:?}"
+                );
+            }
+        }
+    }
+}
