@@ -63,6 +63,9 @@ pub fn clear_errors() {
     unsafe { ffi::vips_error_clear() }
 }
 
+/// Rows [`Image::each_row`] decodes at a time: a few hundred kilobytes of
+/// a wide image.
+const ROWS_PER_READ: i32 = 64;
 /// Pixel buffers up to this size come from the heap and are reused.
 const KEEP_BUFFERS_UNDER: c_int = 32 << 20;
 /// Free memory the heap keeps for the next render before giving it back.
@@ -461,19 +464,18 @@ impl Image {
         format == ffi::VipsBandFormat_VIPS_FORMAT_UCHAR
     }
 
-    /// Decodes rows `top..top + count` at full width, and hands each to
-    /// `each` as `bands()` bytes a pixel. For 8-bit images only; ask for
-    /// rows from the top down, the order a sequential loader reads them
-    /// in. See `vips_region_prepare`.
+    /// Decodes the first `rows` rows at full width, top to bottom, and
+    /// hands each to `each` with its number, as `bands()` bytes a pixel.
+    /// For 8-bit images only. A few rows are decoded at a time into one
+    /// buffer; see `vips_region_prepare`.
     pub fn each_row(
         &self,
-        top: i32,
-        count: i32,
-        mut each: impl FnMut(&[u8]),
+        rows: i32,
+        mut each: impl FnMut(i32, &[u8]),
     ) -> Result<()> {
         assert!(self.is_uchar(), "each_row reads 8-bit images only");
         let (width, bands) = (self.width(), self.bands());
-        let rect = ffi::VipsRect { left: 0, top, width, height: count };
+        let row_bytes = width as usize * bands as usize;
         // SAFETY: a region on a live image, unreferenced below. Once
         // vips_region_prepare succeeds, `data` holds the rectangle's
         // pixels, row after row `bpl` bytes apart, each row `width` ×
@@ -483,16 +485,26 @@ impl Image {
             if region.is_null() {
                 return Err(take_error("region"));
             }
-            let status = ffi::vips_region_prepare(region, &rect);
-            if status == 0 {
-                let (data, bpl) = ((*region).data, (*region).bpl as usize);
-                let row_bytes = width as usize * bands as usize;
-                for row in 0..count as usize {
-                    each(std::slice::from_raw_parts(
-                        data.add(row * bpl),
-                        row_bytes,
-                    ));
+            let mut top = 0;
+            let mut status = 0;
+            while top < rows && status == 0 {
+                let height = ROWS_PER_READ.min(rows - top);
+                let rect = ffi::VipsRect { left: 0, top, width, height };
+                status = ffi::vips_region_prepare(region, &rect);
+                if status == 0 {
+                    let data = (*region).data;
+                    let bpl = (*region).bpl as usize;
+                    for row in 0..height {
+                        each(
+                            top + row,
+                            std::slice::from_raw_parts(
+                                data.add(row as usize * bpl),
+                                row_bytes,
+                            ),
+                        );
+                    }
                 }
+                top += height;
             }
             ffi::g_object_unref(region as *mut c_void);
             if status != 0 {

@@ -18,9 +18,6 @@
 
 use crate::vips::{Image, Result};
 
-/// Rows decoded at a time: a few hundred kilobytes of a wide image.
-const ROWS_PER_READ: i32 = 64;
-
 /// Shrinks `image`, which has an alpha band, by `factor` in both
 /// directions.
 pub fn with_alpha(image: Image, factor: i32) -> Result<Image> {
@@ -36,19 +33,12 @@ pub fn with_alpha(image: Image, factor: i32) -> Result<Image> {
     // Rows past the last whole block that rounding drops are not read.
     let rows = (out_height * factor as usize).min(height as usize) as i32;
     let mut last = Vec::new();
-    let mut top = 0;
-    while top < rows {
-        let count = ROWS_PER_READ.min(rows - top);
-        let mut y = top;
-        image.each_row(top, count, |row| {
-            blocks.add_row(row, &mut pixels);
-            y += 1;
-            if y == rows {
-                last.extend_from_slice(row);
-            }
-        })?;
-        top += count;
-    }
+    image.each_row(rows, |y, row| {
+        blocks.add_row(row, &mut pixels);
+        if y == rows - 1 {
+            last.extend_from_slice(row);
+        }
+    })?;
     blocks.finish(&last, &mut pixels);
     image.with_pixels(&pixels, blocks.out_width as i32, out_height as i32)
 }
@@ -107,19 +97,27 @@ impl Blocks {
     }
 
     fn sum_row<const B: usize>(&mut self, row: &[u8]) {
-        let (factor, width) = (self.factor, self.width);
-        for (block, sums) in self.sums.chunks_exact_mut(B).enumerate() {
-            let start = block * factor;
-            // The block past the right edge repeats the last column.
-            for x in start..start + factor {
-                let at = x.min(width - 1) * B;
-                let pixel: &[u8; B] =
-                    row[at..at + B].try_into().expect("B bytes");
-                let alpha = u64::from(pixel[B - 1]);
-                for band in 0..B - 1 {
-                    sums[band] += alpha * u64::from(pixel[band]);
-                }
-                sums[B - 1] += alpha;
+        let factor = self.factor;
+        let (pixels, _) = row.as_chunks::<B>();
+        let (blocks, _) = self.sums.as_chunks_mut::<B>();
+        // Whole blocks first; the pixels lead the zip, so that it takes
+        // no block it cannot fill.
+        let mut blocks = blocks.iter_mut();
+        let whole = pixels.chunks_exact(factor);
+        let tail = whole.remainder();
+        for (block, sums) in whole.zip(&mut blocks) {
+            for pixel in block {
+                add_pixel(sums, pixel);
+            }
+        }
+        // The block past the right edge, if any, repeats the last column.
+        if let Some(sums) = blocks.next() {
+            for pixel in tail {
+                add_pixel(sums, pixel);
+            }
+            let edge = &pixels[pixels.len() - 1];
+            for _ in tail.len()..factor {
+                add_pixel(sums, edge);
             }
         }
     }
@@ -138,6 +136,16 @@ impl Blocks {
         }
         self.rows = 0;
     }
+}
+
+/// Adds one pixel, alpha last, to a block's sums.
+#[inline(always)]
+fn add_pixel<const B: usize>(sums: &mut [u64; B], pixel: &[u8; B]) {
+    let alpha = u64::from(pixel[B - 1]);
+    for band in 0..B - 1 {
+        sums[band] += alpha * u64::from(pixel[band]);
+    }
+    sums[B - 1] += alpha;
 }
 
 #[cfg(test)]
