@@ -1,11 +1,14 @@
 """1. The hit path: a cached derivative through imgworker's Nginx
 configuration against the same bytes as a plain static file in the same
-Nginx, at concurrency 1, 8 and 64, in interleaved rounds. The snippet
-keeps hits' open files (open_file_cache), which a plain location does not
-do by default, so the same file is also served from a location with the
-same cache: that ratio is the cost of the snippet's own work. Beside each rate, the CPU time Nginx's processes
-spent per request (from /proc), which shows what the configuration itself
-costs however the machine's other load moves the rates.
+Nginx, at concurrency 1, 8 and 64, in interleaved rounds: four of them,
+more than the misses get, because a 2-second run is cheap and one
+disturbed run moves its rate by a fifth. The snippet keeps hits' open
+files (open_file_cache), which a plain location does not do by default,
+so the same file is also served from a location with the same cache:
+that ratio is the cost of the snippet's own work. Beside each rate, the
+CPU time Nginx's processes spent per request (from /proc), which shows
+what the configuration itself costs however the machine's other load
+moves the rates.
 
 On a machine of few cores, wrk and Nginx share the processors, so the
 rate is set by CPU time per request.
@@ -41,7 +44,7 @@ def run(ctx):
     rows = []
     for c in CONCURRENCY:
         runs = {name: [] for name in targets}
-        for r in range(ctx.rounds):
+        for r in range(ctx.hit_rounds):
             order = list(targets) if r % 2 == 0 else list(targets)[::-1]
             for name in order:
                 pids = stack.nginx_pids()

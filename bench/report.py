@@ -41,7 +41,7 @@ def markdown(results):
     out = ["**%s**; %d workers, %d s per run, %d rounds"
            % (machine.line(results["machine"]), s["workers"], s["seconds"],
               s["rounds"]), ""]
-    out += hit_table(results["hit"])
+    out += hit_table(results["hit"], s)
     out += miss_table(results["miss"], s)
     if "fsync" in results:
         out += fsync_line(results["fsync"])
@@ -64,11 +64,13 @@ def wrap(line, width=79):
                          break_on_hyphens=False)
 
 
-def hit_table(rows):
+def hit_table(rows, settings):
     out = ["Hit path: a cached derivative (%d bytes) through imgworker's "
            "Nginx configuration, and the same bytes as a static file in "
            "the same Nginx; last, the static file from a location with the "
-           "snippet's open_file_cache." % rows[0]["bytes"], "",
+           "snippet's open_file_cache. Medians of %d interleaved rounds of "
+           "%d s." % (rows[0]["bytes"], settings.get("hit_rounds", 0),
+                      settings.get("hit_seconds", 0)), "",
            "| concurrency | hit req/s | p50 / p99 ms | Nginx CPU µs/req "
            "| static req/s | p50 / p99 ms | Nginx CPU µs/req "
            "| hit / static | static cached req/s | Nginx CPU µs/req "

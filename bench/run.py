@@ -66,16 +66,17 @@ def main():
         source_root=os.path.join(run_dir, "originals"),
         binary=os.path.join(project, "target/release/imgworker"),
         limit_binary=os.path.join(project, "target/release/limit"),
-        seconds=3, rounds=2, hit_seconds=2, mixed_seconds=8,
+        seconds=3, rounds=2, hit_seconds=2, hit_rounds=4, mixed_seconds=8,
         leak_chunk_seconds=5, miss_connections=8, links=10_000,
         points=miss.POINTS, peers=[])
     if args.quick:
-        ctx.seconds, ctx.rounds, ctx.hit_seconds = 1, 1, 1
+        ctx.seconds, ctx.rounds, ctx.hit_seconds, ctx.hit_rounds = 1, 1, 1, 1
         ctx.mixed_seconds, ctx.links = 2, 2_000
         ctx.points = [("jpeg6", "webp"), ("png3", "png")]
 
     results = {"machine": machine.describe(), "settings": {
         "workers": workers, "seconds": ctx.seconds, "rounds": ctx.rounds,
+        "hit_seconds": ctx.hit_seconds, "hit_rounds": ctx.hit_rounds,
         "miss_connections": ctx.miss_connections, "peers": args.peers}}
     log(machine.line(results["machine"]))
     corpus.build_source_root(ctx.corpus, ctx.source_root, ctx.links)
