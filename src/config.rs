@@ -325,21 +325,54 @@ impl Config {
         Ok(())
     }
 
-    /// Checks what only this machine can tell: that the roots exist. Run
-    /// by `check-config` and at start, not when parsing.
+    /// Checks what only this machine can tell: that the roots exist and
+    /// that this user may read the one and write the other (or create it).
+    /// Run by `check-config` and at start, not when parsing, so that the
+    /// service's `ExecStartPre`, which runs as the service's user, refuses
+    /// what the workers would fail on.
     pub fn check_paths(&self) -> Result<(), String> {
+        use nix::unistd::AccessFlags;
+        let may = |key: &str, path: &Path, flags, what: &str| {
+            nix::unistd::access(path, flags).map_err(|errno| {
+                format!(
+                    "{key}: {}: cannot be {what} by uid {}: {}",
+                    path.display(),
+                    nix::unistd::getuid(),
+                    errno.desc()
+                )
+            })
+        };
         if !self.source_root.is_dir() {
             return Err(format!(
                 "source_root: {} is not a directory",
                 self.source_root.display()
             ));
         }
+        may(
+            "source_root",
+            &self.source_root,
+            AccessFlags::R_OK | AccessFlags::X_OK,
+            "read",
+        )?;
         if self.cache_root.exists() && !self.cache_root.is_dir() {
             return Err(format!(
                 "cache_root: {} is not a directory",
                 self.cache_root.display()
             ));
         }
+        // A missing cache root is made at start: its nearest existing
+        // ancestor must then be writable.
+        let existing = self
+            .cache_root
+            .ancestors()
+            .find(|dir| dir.exists())
+            .unwrap_or(Path::new("/"));
+        may(
+            "cache_root",
+            existing,
+            AccessFlags::W_OK | AccessFlags::X_OK,
+            "written",
+        )?;
         Ok(())
     }
 

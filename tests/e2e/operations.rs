@@ -219,6 +219,75 @@ fn check_config_accepts_the_example_and_names_the_key_of_a_bad_file() {
 }
 
 #[test]
+fn check_config_refuses_roots_the_service_user_cannot_use() {
+    // The service's ExecStartPre runs check-config as the service's user:
+    // what that user cannot read or write must fail there, not later in a
+    // worker. Run as root, the check is made as nobody.
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::Builder::new()
+        .prefix("imgworker-perm")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let mode = |path: &std::path::Path, bits| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits))
+            .unwrap()
+    };
+    mode(dir.path(), 0o755);
+    let (readable, closed, read_only) = (
+        dir.path().join("src"),
+        dir.path().join("closed"),
+        dir.path().join("ro"),
+    );
+    for (path, bits) in
+        [(&readable, 0o755), (&closed, 0o700), (&read_only, 0o555)]
+    {
+        std::fs::create_dir(path).unwrap();
+        mode(path, bits);
+    }
+    // Root reads everything: drop to nobody. Without root, a closed
+    // directory of our own is still ours to read, so only the cache case
+    // can be made.
+    let as_nobody = nix::unistd::geteuid().is_root();
+    let table = [
+        (
+            &closed,
+            &dir.path().join("cache"),
+            "source_root",
+            "cannot be read by uid",
+        ),
+        (
+            &readable,
+            &read_only.join("cache"),
+            "cache_root",
+            "cannot be written by uid",
+        ),
+    ];
+    for (source, cache, key, message) in table {
+        if !as_nobody && key == "source_root" {
+            continue;
+        }
+        let file = dir.path().join("imgworker.toml");
+        std::fs::write(
+            &file,
+            format!("source_root = {source:?}\ncache_root = {cache:?}\n"),
+        )
+        .unwrap();
+        mode(&file, 0o644);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_imgworker"));
+        command.arg("check-config").arg(&file);
+        if as_nobody {
+            command.uid(65534).gid(65534);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}: {stderr}");
+        assert!(stderr.contains(&format!("{key}: ")), "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
+}
+
+#[test]
 fn systemd_units_verify() {
     let Ok(version) =
         Command::new("systemd-analyze").arg("--version").output()
