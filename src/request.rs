@@ -28,7 +28,7 @@ use crate::source::{Source, SourcePath};
 use crate::status;
 use crate::sys;
 use crate::transform::output::Format;
-use crate::transform::{self, Options, Rules, Settings};
+use crate::transform::{self, OptionError, Options, Rules, Settings};
 
 /// The URL prefix of the native API.
 pub const PREFIX: &str = "/img/";
@@ -237,6 +237,15 @@ fn make(
             .verify(&canonical, signature)
             .map_err(Failure::Signature)?;
     }
+    // Unchecked, any s_ value would be a new derivative: a free way to
+    // fill the cache with copies of one image.
+    if signature.is_some() && !via_glide && !ctx.signer.enabled() {
+        return Err(Failure::Options(OptionError::new(
+            "s",
+            "URLs are not signed here (signing_keys is empty); remove the \
+             s_ option",
+        )));
+    }
     let options =
         Options::parse_with(&segment, &ctx.rules).map_err(Failure::Options)?;
     let key =
@@ -358,14 +367,14 @@ fn check_glide(
 ) -> Result<(), Failure> {
     let Some(key) = &ctx.glide_sign_key else {
         if ctx.signer.enabled() {
-            return Err(Failure::Signature(SignatureError::Missing));
+            return Err(Failure::Signature(SignatureError::GlideUnsignable));
         }
         return Ok(());
     };
     let sent = request.param_str("REQUEST_URI").unwrap_or("");
     let (path, query) = sent.split_once('?').unwrap_or((sent, ""));
     match given {
-        None => Err(Failure::Signature(SignatureError::Missing)),
+        None => Err(Failure::Signature(SignatureError::GlideMissing)),
         Some(given) if glide::verify(key, path, query, given) => Ok(()),
         Some(_) => Err(Failure::Signature(SignatureError::Wrong)),
     }

@@ -42,6 +42,11 @@ impl std::fmt::Debug for Signer {
 pub enum SignatureError {
     Missing,
     Wrong,
+    /// A Glide URL without its `s` parameter.
+    GlideMissing,
+    /// A Glide URL while `/img/` URLs must be signed and no
+    /// `glide_sign_key` is set: it cannot carry a signature we check.
+    GlideUnsignable,
 }
 
 impl std::fmt::Display for SignatureError {
@@ -49,6 +54,13 @@ impl std::fmt::Display for SignatureError {
         f.write_str(match self {
             SignatureError::Missing => "URL is not signed (s_ option missing)",
             SignatureError::Wrong => "URL signature does not match",
+            SignatureError::GlideMissing => {
+                "URL is not signed (Glide's s parameter missing)"
+            }
+            SignatureError::GlideUnsignable => {
+                "Glide URLs are refused: signing_keys is set and \
+                 glide_sign_key is not"
+            }
         })
     }
 }

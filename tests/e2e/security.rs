@@ -74,6 +74,38 @@ fn signed_urls_good_missing_wrong_old_key_and_removed_key() {
     assert!(!server.log().contains("panicked"));
 }
 
+#[test]
+fn without_signing_keys_an_s_option_is_refused_not_cached() {
+    // Unchecked, every s_ value would be one more file of the same image.
+    let server = Server::start(&corpus());
+    for url in [
+        "/img/w_16,s_x/photos/flickr-saw-2725x2225.jpg",
+        "/img/s_AAAAAAAAAAAAAAAAAAAAAA/photos/flickr-saw-2725x2225.jpg",
+    ] {
+        let reply = server.get(url);
+        assert_eq!(reply.status, 400, "{url}");
+        assert_eq!(
+            reply.text(),
+            "bad option: s: URLs are not signed here (signing_keys is \
+             empty); remove the s_ option\n"
+        );
+    }
+    assert!(server.cache_files().is_empty());
+}
+
+#[test]
+fn a_glide_url_on_a_signing_server_without_a_glide_key_says_which_key() {
+    let keyed = format!("signing_keys = [{OLD_KEY:?}]\n");
+    let server = Server::start_configured(&corpus(), 1, &keyed);
+    let reply = server.get("/glide/photos/flickr-saw-2725x2225.jpg?w=40");
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        reply.text(),
+        "Glide URLs are refused: signing_keys is set and glide_sign_key is \
+         not\n"
+    );
+}
+
 /// A render slow enough to be caught in the middle.
 const SLOW: &str = "/img/w_3000,f_png/photos/milkyway-24mp-4000x6000.jpg";
 
