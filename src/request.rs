@@ -57,6 +57,9 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// Whether a derivative was made.
     pub rendered: bool,
+    /// Whether it was made but could not be stored: served, but every
+    /// request for it renders again, which the operator must hear of.
+    pub unstored: bool,
     /// The log line's end, after the status, the time and the URI.
     note: String,
     /// The derivative's file, written but not yet where Nginx looks; see
@@ -87,6 +90,7 @@ impl Answer {
             headers,
             body,
             rendered: false,
+            unstored: false,
             note,
             commit: None,
             uri: String::new(),
@@ -182,6 +186,7 @@ pub fn finish(mut answer: Answer) -> Answer {
                 err.to_string(),
                 answer.note
             );
+            answer.unstored = true;
             answer
         }
         Err(err) => {
@@ -323,11 +328,13 @@ fn make(
         derivative.format.extension(),
         derivative.bytes.len()
     );
+    let unstored = unstorable.is_some();
     if let Some(err) = unstorable {
         note = format!("cache=unstorable reason={:?} {note}", err.to_string());
     }
     let mut answer = Answer::new(200, headers, derivative.bytes, note);
     answer.rendered = true;
+    answer.unstored = unstored;
     answer.commit = pending.map(|file| Commit { file, _lock: lock.ok() });
     Ok(answer)
 }

@@ -207,6 +207,7 @@ impl Delivery {
             Ok(()) if answer.status >= 500 => {
                 error!("request {}", answer.summary())
             }
+            Ok(()) if answer.unstored => warn!("request {}", answer.summary()),
             Ok(()) => info!("request {}", answer.summary()),
             Err(err) => warn!(
                 "request {} not delivered error={:?}",
