@@ -1,6 +1,6 @@
 //! The `imgworker` command: arguments, configuration, hand-off.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -8,6 +8,9 @@ use imgworker::config::Config;
 use imgworker::signing::{self, Signer};
 use imgworker::source::SourcePath;
 use imgworker::{logging, master, sweep};
+
+/// The packaged configuration file, the default of every command but serve.
+const DEFAULT_CONFIG: &str = "/etc/imgworker/imgworker.toml";
 
 #[derive(Parser)]
 #[command(version, about = "An image server behind Nginx, over FastCGI")]
@@ -41,7 +44,7 @@ enum Command {
     /// Print URL signed with the first of `signing_keys`.
     Sign {
         /// Configuration file (TOML) holding `signing_keys`.
-        #[arg(short, long, default_value = "/etc/imgworker/imgworker.toml")]
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// A URL or path such as /img/w_300,f_webp/photos/a.jpg.
         url: String,
@@ -49,7 +52,7 @@ enum Command {
     /// Check a configuration file and exit, like `nginx -t`.
     CheckConfig {
         /// The file to check.
-        #[arg(default_value = "/etc/imgworker/imgworker.toml")]
+        #[arg(default_value = DEFAULT_CONFIG)]
         file: PathBuf,
     },
 }
@@ -77,7 +80,7 @@ struct ServeArgs {
 #[derive(clap::Args)]
 struct RootArgs {
     /// Configuration file (TOML).
-    #[arg(short, long, default_value = "/etc/imgworker/imgworker.toml")]
+    #[arg(short, long, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
     /// Directory of originals (overrides `source_root`).
     #[arg(long)]
@@ -200,6 +203,15 @@ fn sign(path: &std::path::Path, url: &str) -> anyhow::Result<String> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // The other commands read the packaged file by default; serve does not,
+    // so that flags alone give a known configuration. Say so when that
+    // file is there, in case it was meant.
+    if args.config.is_none() && Path::new(DEFAULT_CONFIG).exists() {
+        log::warn!(
+            "serve without --config uses built-in defaults; {DEFAULT_CONFIG} \
+             is not read"
+        );
+    }
     // Flags are kept and applied again over the file on every reload.
     let socket = args.socket;
     let source_root = args.source_root.map(absolute).transpose()?;
