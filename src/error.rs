@@ -52,9 +52,9 @@ impl Failure {
                 SourceError::Io(_) => 500,
             },
             Failure::Render { error, .. } => match error {
-                RenderError::UnknownFormat | RenderError::Unsupported(_) => {
-                    415
-                }
+                RenderError::UnknownFormat
+                | RenderError::Unsupported(_)
+                | RenderError::NotEnabled(_) => 415,
                 RenderError::TooManyPixels { .. } => 422,
                 RenderError::TooManyFrames { .. } => 422,
                 RenderError::OutputTooLarge { .. } => 400,
@@ -105,6 +105,14 @@ impl Failure {
             Failure::Render { path, error: RenderError::Internal(err) } => {
                 format!("{path}: {err}")
             }
+            // The operator reads what to change; the client does not.
+            Failure::Render { path, error: RenderError::NotEnabled(name) } => {
+                format!(
+                    "{path}: {} originals are not supported; add {name:?} \
+                     to input_formats to take them",
+                    name.to_ascii_uppercase()
+                )
+            }
             other => other.public_reason(),
         }
     }
@@ -115,6 +123,12 @@ fn render_reason(error: &RenderError) -> String {
         RenderError::UnknownFormat => "not an image in a known format".into(),
         RenderError::Unsupported(format) => {
             format!("{format} originals are not supported")
+        }
+        RenderError::NotEnabled(name) => {
+            format!(
+                "{} originals are not supported",
+                name.to_ascii_uppercase()
+            )
         }
         RenderError::TooManyPixels { width, height, limit } => format!(
             "original is {width}x{height}, over the limit of {limit} pixels"

@@ -224,7 +224,18 @@ fn make(
     }
 
     // The URL: /img/<options>/<path of the original>.
-    let (segment, path) = split_uri(uri)?;
+    let (segment, path) = split_uri(uri).map_err(|failure| {
+        // TimThumb's src was refused by the snippet (a remote URL, dot
+        // segments, none): the rewritten /img/ URL would only confuse.
+        match request.param_str("IMGWORKER_VIA") {
+            Some("timthumb") => Failure::BadPath {
+                path: "/timthumb.php".to_string(),
+                reason: "src: not the path of an original (remote URLs and \
+                         dot segments are refused)",
+            },
+            _ => failure,
+        }
+    })?;
     // gs_ is Glide's signature, and only a Glide URL the snippet
     // translated may carry one; anywhere else it is an unknown option.
     let via_glide = request.param_str("IMGWORKER_VIA") == Some("glide");
@@ -251,8 +262,8 @@ fn make(
              s_ option",
         )));
     }
-    let options =
-        Options::parse_with(&segment, &ctx.rules).map_err(Failure::Options)?;
+    let options = Options::parse_with(&segment, &ctx.rules)
+        .map_err(|err| Failure::Options(in_legacy_terms(err, request)))?;
     let key =
         SourcePath::new(uri.trim_start_matches('/')).map_err(|reason| {
             Failure::BadPath { path: uri.to_string(), reason }
@@ -363,6 +374,60 @@ fn report(
     ];
     let note = format!("endpoint={}", endpoint.unwrap_or(""));
     Answer::new(200, headers, body, note)
+}
+
+/// The native options Glide's and TimThumb's parameters become (see the
+/// maps in nginx/imgworker-http.conf), and the parameter each came from.
+const GLIDE_PARAMETERS: &[(&str, &str)] = &[
+    ("w", "w"),
+    ("h", "h"),
+    ("q", "q"),
+    ("fit", "fit"),
+    ("dpr", "dpr"),
+    ("r", "or"),
+    ("flip", "flip"),
+    ("sharpen", "sharp"),
+    ("blur", "blur"),
+    ("bg", "bg"),
+    ("f", "fm"),
+    ("crop", "crop"),
+    ("p", "p"),
+];
+const TIMTHUMB_PARAMETERS: &[(&str, &str)] = &[
+    ("w", "w"),
+    ("h", "h"),
+    ("q", "q"),
+    ("fit", "zc"),
+    ("g", "a"),
+    ("sharpen", "s"),
+    ("bg", "cc"),
+];
+
+/// A refused option of a translated Glide or TimThumb URL, told in the
+/// client's terms. The snippet turns a value of the wrong shape into the
+/// word "invalid" (so that no client text reaches the path); the client
+/// should read the parameter and the value it sent.
+fn in_legacy_terms(
+    err: OptionError,
+    request: &fastcgi::Request,
+) -> OptionError {
+    let table = match request.param_str("IMGWORKER_VIA") {
+        Some("glide") => GLIDE_PARAMETERS,
+        Some("timthumb") => TIMTHUMB_PARAMETERS,
+        _ => return err,
+    };
+    let Some((_, parameter)) = table.iter().find(|(key, _)| *key == err.key())
+    else {
+        return err;
+    };
+    let sent = request.param_str("REQUEST_URI").unwrap_or("");
+    let query = sent.split_once('?').map_or("", |(_, query)| query);
+    // Nginx's $arg_ reads the first occurrence, as written.
+    let value = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(*parameter)?.strip_prefix('='))
+        .unwrap_or("");
+    err.renamed(parameter, "invalid", value)
 }
 
 /// Checks a translated Glide URL's signature against the URL the client

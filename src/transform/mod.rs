@@ -45,6 +45,21 @@ impl OptionError {
     pub fn new(key: &str, reason: impl Into<String>) -> OptionError {
         OptionError { key: key.to_string(), reason: reason.into() }
     }
+
+    /// The option's key, as the URL wrote it.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The same error told in another URL's terms: `key` for the option's
+    /// name, and `value` where the reason quoted `placeholder`.
+    pub fn renamed(&self, key: &str, placeholder: &str, value: &str) -> Self {
+        let quoted = format!("{placeholder:?}");
+        OptionError {
+            key: key.to_string(),
+            reason: self.reason.replace(&quoted, &format!("{value:?}")),
+        }
+    }
 }
 
 impl std::fmt::Display for OptionError {
@@ -178,6 +193,9 @@ pub enum RenderError {
     UnknownFormat,
     /// A format libvips reads but imgworker does not take.
     Unsupported(String),
+    /// A format imgworker takes, but not in `input_formats` (SVG, unless
+    /// switched on): its lowercase name, as that setting spells it.
+    NotEnabled(String),
     /// More pixels than `max_source_pixels`.
     TooManyPixels { width: i32, height: i32, limit: u64 },
     /// An animation with more frames than `max_frames`.
@@ -255,9 +273,7 @@ pub fn render(
     let source = SourceFormat::identify(&loader, bytes)
         .ok_or_else(|| RenderError::Unsupported(loader_name(&loader)))?;
     if !settings.input_formats.contains(&source) {
-        return Err(RenderError::Unsupported(
-            source.name().to_ascii_uppercase(),
-        ));
+        return Err(RenderError::NotEnabled(source.name().to_string()));
     }
 
     // 2. The header, and the pixel limit before any decoding.

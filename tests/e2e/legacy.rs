@@ -60,12 +60,28 @@ fn glide_parameters_mean_what_they_mean_to_glide() {
             "{query}"
         );
     }
-    for bad in
-        ["w=abc", "fit=zoom", "fm=tiff", "dpr=9", "or=45", "w=300,f_png"]
-    {
+    // Refusals name Glide's parameter and the value the client sent.
+    for (bad, told) in [
+        ("w=abc", "w: \"abc\""),
+        ("fit=zoom", "fit: \"zoom\""),
+        ("fm=tiff", "fm: \"tiff\""),
+        ("dpr=9", "dpr: \"9\""),
+        ("or=45", "or: \"45\""),
+        ("w=300,f_png", "w: \"300,f_png\""),
+        ("bg=red", "bg: \"red\""),
+    ] {
         let reply = server.get(&format!("/glide/{SAW}?{bad}"));
         assert_eq!(reply.status, 400, "{bad}: {}", reply.text());
+        let text = reply.text();
+        assert!(text.starts_with(&format!("bad option: {told} ")), "{text}");
     }
+    let reply = server.get(&format!("/timthumb.php?src={SAW}&zc=9"));
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.text().starts_with("bad option: zc: \"9\" "),
+        "{}",
+        reply.text()
+    );
 }
 
 #[test]
@@ -148,19 +164,20 @@ fn timthumb_parameters_mean_what_they_mean_to_timthumb() {
 #[test]
 fn timthumb_never_fetches_remote_sources_and_repeats_are_hits() {
     let server = Server::start(&corpus());
-    for src in [
-        "http://example.com/a.jpg",
-        "https://127.0.0.1/a.jpg",
-        "//example.com/a.jpg",
-        "",
-        "../etc/passwd",
+    // Refused in TimThumb's terms, not the /img/ URL it was rewritten to.
+    let refused = "/timthumb.php: src: not the path of an original (remote \
+                   URLs and dot segments are refused)\n";
+    for (src, text) in [
+        ("http://example.com/a.jpg", refused),
+        ("https://127.0.0.1/a.jpg", refused),
+        ("", refused),
+        ("../etc/passwd", refused),
+        // A path, not a host: looked up under the source root.
+        ("//example.com/a.jpg", "example.com/a.jpg: no such original\n"),
     ] {
         let reply = server.get(&format!("/timthumb.php?src={src}&w=10"));
-        assert!(
-            [400, 403, 404].contains(&reply.status),
-            "{src:?}: {}",
-            reply.status
-        );
+        assert_eq!(reply.status, 404, "{src:?}");
+        assert_eq!(reply.text(), text, "{src:?}");
     }
     let first =
         server.get(&format!("/timthumb.php?src=/{SAW}&w=90&h=60&zc=1"));

@@ -242,6 +242,12 @@ fn svg_is_refused_unless_switched_on_and_then_only_rasterised() {
         reply.text(),
         format!("{svg}: SVG originals are not supported\n")
     );
+    // The operator's log line says which setting takes them.
+    assert!(
+        server.log().contains("add \\\"svg\\\" to input_formats"),
+        "{}",
+        server.log()
+    );
 
     let formats = "input_formats = [\"jpeg\", \"png\", \"svg\"]\n";
     let server = Server::start_configured(&corpus(), 1, formats);
