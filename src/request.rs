@@ -339,6 +339,9 @@ fn make(
         derivative.format.extension(),
         derivative.bytes.len()
     );
+    if derivative.frames > 1 {
+        note = format!("{note} frames={}", derivative.frames);
+    }
     let unstored = unstorable.is_some();
     if let Some(err) = unstorable {
         note = format!("cache=unstorable reason={:?} {note}", err.to_string());

@@ -255,8 +255,11 @@ pub struct Derivative {
     pub format: Format,
     pub source_width: i32,
     pub source_height: i32,
+    /// The size of one frame.
     pub width: i32,
     pub height: i32,
+    /// Frames of an animation; 1 for a still.
+    pub frames: i32,
 }
 
 /// Makes the derivative of `bytes` that `options` ask for.
@@ -408,13 +411,17 @@ pub fn render(
     if format == Format::Webp {
         bytes = output::strip_webp_metadata(bytes, keep);
     }
+    // An animation is its frames stacked; vips_image_get_page_height
+    // gives the whole height for a still.
+    let frame_height = image.page_height().max(1);
     Ok(Derivative {
         bytes,
         format,
         source_width: upright_w,
         source_height: upright_h,
         width: image.width(),
-        height: image.height(),
+        height: frame_height,
+        frames: image.height() / frame_height,
     })
 }
 

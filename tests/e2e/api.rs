@@ -324,6 +324,13 @@ fn animations_keep_their_frames_up_to_the_limit() {
     let webp = frames("/img/w_40/animated/rotating-squares-9f-80x80.webp");
     assert_eq!(webp.len(), 9);
     assert!(webp.iter().all(|f| f.buffer().dimensions() == (40, 40)));
+    // The log gives one frame's size and the count, not the stacked strip.
+    assert!(
+        server.log().contains("out=40x40 format=webp"),
+        "{}",
+        server.log()
+    );
+    assert!(server.log().contains(" frames=9"), "{}", server.log());
     let gif = frames("/img/w_16,f_gif/animated/any-disposal-5f-32x32.gif");
     assert_eq!(gif.len(), 5);
     let to_webp =
