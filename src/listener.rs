@@ -14,8 +14,10 @@ use crate::sys;
 
 pub struct Listener {
     pub socket: UnixListener,
-    /// The path we bound, to remove at exit.
+    /// The path we bound, until it is removed.
     created: Option<PathBuf>,
+    /// Whether systemd passed the socket.
+    inherited: bool,
 }
 
 impl Listener {
@@ -24,7 +26,7 @@ impl Listener {
     pub fn open(path: &Path, mode: u32, backlog: i32) -> io::Result<Listener> {
         if let Some(socket) = sys::systemd_listener()? {
             socket.set_nonblocking(true)?;
-            return Ok(Listener { socket, created: None });
+            return Ok(Listener { socket, created: None, inherited: true });
         }
         let context = |err: io::Error| {
             io::Error::new(err.kind(), format!("{}: {err}", path.display()))
@@ -59,15 +61,20 @@ impl Listener {
         // Workers poll, then accept; whoever loses the race gets
         // WouldBlock instead of sleeping in accept.
         socket.set_nonblocking(true)?;
-        Ok(Listener { socket, created: Some(path.to_path_buf()) })
+        Ok(Listener {
+            socket,
+            created: Some(path.to_path_buf()),
+            inherited: false,
+        })
     }
 
     /// Whether systemd passed the socket.
     pub fn inherited(&self) -> bool {
-        self.created.is_none()
+        self.inherited
     }
 
-    /// Removes the socket file if we made it.
+    /// Removes the socket file if we made it, once: new connections fail
+    /// from then on, while those already queued stay in the queue.
     pub fn remove(&mut self) {
         if let Some(path) = self.created.take() {
             let _ = std::fs::remove_file(path);

@@ -18,6 +18,14 @@
 //! configuration and replaces the workers without dropping a request;
 //! QUIT stops gracefully; TERM and INT stop fast; USR1 asks to reopen log
 //! files.
+//!
+//! A stop removes the socket's path first, so new connections fail at
+//! once. A graceful stop then sends the workers QUIT, and they serve the
+//! connections already queued before they exit; a fast stop sends TERM,
+//! and the queue is dropped with the socket. A socket systemd passed is
+//! never removed, and its queue waits for the next start: the workers get
+//! TERM. Retiring workers after a reload get TERM too, since the queue is
+//! the new workers' to serve.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -147,16 +155,17 @@ pub fn run(source: ConfigSource) -> anyhow::Result<()> {
     // New connections fail at once (Nginx answers 503) instead of
     // queueing for workers that are leaving.
     master.listener.remove();
-    let wait = match &result {
-        Ok(Stop::Graceful) => {
-            Duration::from_secs(master.config.shutdown_timeout_s)
+    let timeout = Duration::from_secs(master.config.shutdown_timeout_s);
+    match &result {
+        // Only once nothing new can join the queue may the workers empty
+        // it; a socket systemd owns keeps its queue for the next start.
+        Ok(Stop::Graceful) if !master.listener.inherited() => {
+            master.stop_workers(timeout, Signal::SIGQUIT)
         }
-        _ => FAST_STOP
-            .min(Duration::from_secs(master.config.shutdown_timeout_s)),
-    };
-    master.stop_workers(wait);
-    master.listener.remove();
-    info!("master stopped pid={}", std::process::id());
+        Ok(Stop::Graceful) => master.stop_workers(timeout, Signal::SIGTERM),
+        _ => master.stop_workers(FAST_STOP.min(timeout), Signal::SIGTERM),
+    }
+    master.report_stopped();
     result.map(|_| ())
 }
 
@@ -172,11 +181,19 @@ impl Master {
                          nothing to reopen"
                     ),
                     Signal::SIGQUIT => {
-                        info!("master stopping signal=SIGQUIT mode=graceful");
+                        info!(
+                            "master stopping signal=SIGQUIT mode=graceful \
+                             queued={}",
+                            self.queued_text()
+                        );
                         return Ok(Stop::Graceful);
                     }
                     Signal::SIGTERM | Signal::SIGINT => {
-                        info!("master stopping signal={signal} mode=fast");
+                        info!(
+                            "master stopping signal={signal} mode=fast \
+                             queued={}",
+                            self.queued_text()
+                        );
                         return Ok(Stop::Fast);
                     }
                     _ => {}
@@ -241,7 +258,9 @@ impl Master {
         for worker in &mut self.workers {
             if worker.generation < self.generation && !worker.retiring {
                 worker.retiring = true;
-                let _ = kill(worker.pid, Signal::SIGQUIT);
+                // TERM, not QUIT: the socket stays open and the new
+                // workers serve its queue.
+                let _ = kill(worker.pid, Signal::SIGTERM);
                 retired += 1;
             }
         }
@@ -489,10 +508,38 @@ impl Master {
         }
     }
 
-    /// Asks every worker to stop after its request, waits up to `wait`,
-    /// then kills the rest.
-    fn stop_workers(&mut self, wait: Duration) {
-        self.signal_workers(Signal::SIGTERM);
+    /// Connections waiting in the socket's queue, as the kernel counts
+    /// them; `None` if it does not say (see KNOWN_ISSUES.md).
+    fn queued(&self) -> Option<u32> {
+        sys::listen_queue(&self.listener.socket).map(|(queued, _)| queued)
+    }
+
+    fn queued_text(&self) -> String {
+        self.queued().map_or("unknown".into(), |n| n.to_string())
+    }
+
+    /// The last line: and, if connections are still queued, what becomes
+    /// of them, so that none is lost without a word.
+    fn report_stopped(&self) {
+        let pid = std::process::id();
+        match self.queued() {
+            Some(left) if left > 0 && !self.listener.inherited() => warn!(
+                "master stopped pid={pid} dropped={left}; connections \
+                 still queued close with the socket (Nginx answers 503)"
+            ),
+            Some(left) if left > 0 => info!(
+                "master stopped pid={pid} queued={left}; they wait in \
+                 systemd's socket for the next start"
+            ),
+            _ => info!("master stopped pid={pid}"),
+        }
+    }
+
+    /// Sends every worker `signal` (TERM: stop after the request in hand;
+    /// QUIT: and after the queue), waits up to `wait`, then kills the
+    /// rest.
+    fn stop_workers(&mut self, wait: Duration, signal: Signal) {
+        self.signal_workers(signal);
         let deadline = Instant::now() + wait;
         while !self.workers.is_empty() && Instant::now() < deadline {
             self.reap_quietly();

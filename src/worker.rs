@@ -4,8 +4,12 @@
 //! Workers share the master's listening socket and each waits in poll(2)
 //! for a connection; the kernel hands each connection to one of them. A
 //! worker renders exactly one request at a time, so a slow render holds
-//! one worker, never the others. On SIGTERM, SIGINT or SIGQUIT a worker
-//! finishes the request in hand, then exits 0.
+//! one worker, never the others. On SIGTERM or SIGINT a worker finishes
+//! the request in hand, then exits 0. On SIGQUIT it then also serves the
+//! connections already waiting in the socket's queue, taking them without
+//! waiting for more (accept until it would block): the master sends QUIT
+//! only once it has removed the socket's path, so that no new connection
+//! can join the queue, and what is queued would otherwise be dropped.
 //!
 //! A new derivative is answered only once its file is flushed to disk and
 //! in place, and the flush is mostly waiting for the disk. A few threads
@@ -42,7 +46,8 @@ const FINISHERS: usize = 3;
 /// than respawn a worker that will fail the same way.
 pub const EXIT_BOOT_FAILED: i32 = 3;
 
-/// Signals that stop a worker after its current request.
+/// Signals that stop a worker after its current request; QUIT after the
+/// queue's too.
 const STOP_SIGNALS: [Signal; 3] =
     [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
 
@@ -68,10 +73,20 @@ pub fn run(
     let limits = fastcgi::Limits::default();
     let finisher = Finisher::start();
     let retire_after = with_jitter(config.max_requests, pid);
+    let serve = |stream| {
+        board.begin_request(slot);
+        let started = Instant::now();
+        let rendered = serve_connection(&ctx, stream, &limits, &finisher);
+        let ms = started.elapsed().as_millis() as u64;
+        board.end_request(slot, ms, rendered, ms >= config.slow_request_ms);
+    };
     let mut served: u64 = 0;
     let mut reason = "signal";
+    let mut quit = false;
     loop {
-        if !signals.drain().is_empty() {
+        let stop = signals.drain();
+        if !stop.is_empty() {
+            quit = stop.iter().all(|&signal| signal == Signal::SIGQUIT);
             break;
         }
         if retire_after > 0 && served >= retire_after {
@@ -89,7 +104,9 @@ pub fn run(
             }
         };
         board.beat(slot);
-        if !ready[0] {
+        // A signal first: a worker told to stop takes no connection
+        // before it knows how.
+        if ready[1] || !ready[0] {
             continue;
         }
         // The listener is non-blocking: another worker may have taken the
@@ -108,11 +125,7 @@ pub fn run(
                 continue;
             }
         };
-        board.begin_request(slot);
-        let started = Instant::now();
-        let rendered = serve_connection(&ctx, stream, &limits, &finisher);
-        let ms = started.elapsed().as_millis() as u64;
-        board.end_request(slot, ms, rendered, ms >= config.slow_request_ms);
+        serve(stream);
         served += 1;
         // Checked after a request, so a worker over the limit from the
         // start still serves between restarts instead of spinning.
@@ -123,10 +136,31 @@ pub fn run(
             break;
         }
     }
+
+    // After QUIT, the connections queued before the socket's path went
+    // (see the module comment), until accept would block: the queue is
+    // empty. TERM or INT meanwhile ends it after the request in hand.
+    let mut queued: u64 = 0;
+    while quit {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                serve(stream);
+                queued += 1;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(err) => {
+                warn!("accept failed pid={pid} error={err:?}");
+                break;
+            }
+        }
+        quit = signals.drain().iter().all(|&signal| signal == Signal::SIGQUIT);
+    }
     finisher.stop();
     info!(
-        "worker stopping pid={pid} slot={slot} requests={served} \
-         reason={reason} rss_mb={}",
+        "worker stopping pid={pid} slot={slot} requests={} \
+         queued={queued} reason={reason} rss_mb={}",
+        served + queued,
         sys::resident_bytes() >> 20
     );
     std::process::exit(0);

@@ -315,9 +315,13 @@ impl Server {
         &mut self,
         signal: nix::sys::signal::Signal,
     ) -> std::process::ExitStatus {
+        self.signal(signal);
+        self.wait_for_exit()
+    }
+
+    /// Waits up to 30 s for imgworker, already told to stop, to exit.
+    pub fn wait_for_exit(&mut self) -> std::process::ExitStatus {
         let mut child = self.imgworker.take().expect("imgworker running");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, signal).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {

@@ -2,8 +2,11 @@
 //! garbage is dropped, and a stop lets requests in flight finish.
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -11,6 +14,12 @@ use nix::unistd::Pid;
 use crate::harness::{Server, corpus};
 
 const GOOD: &str = "/img/w_64/photos/flickr-saw-2725x2225.jpg";
+
+/// The `n`-th of a set of slow requests, each a derivative of its own: a
+/// 24 MP photo to a large AVIF takes seconds to render.
+fn slow(n: usize) -> String {
+    format!("/img/w_{},f_avif/photos/milkyway-24mp-4000x6000.jpg", 1501 + n)
+}
 
 #[test]
 fn a_worker_killed_with_sigkill_is_replaced() {
@@ -93,6 +102,197 @@ fn a_request_in_flight_finishes_before_the_pool_stops() {
         200,
         "the request in flight was answered"
     );
+}
+
+/// Graceful stop, ahead of the workers: before this was so, the two
+/// connections waiting behind the renders got Nginx's 503 when the socket
+/// closed, and the log said nothing of them.
+#[test]
+fn quit_serves_every_connection_already_waiting_in_the_queue() {
+    let mut server = Server::start_with(&corpus(), 2);
+    // Four slow requests for two workers: two render, two wait.
+    let replies: Vec<_> =
+        (0..4).map(|n| server.get_in_background(&slow(n))).collect();
+    std::thread::sleep(Duration::from_millis(700));
+
+    let status = server.stop_imgworker(Signal::SIGQUIT);
+    assert!(status.success(), "clean exit: {status:?}");
+    let statuses: Vec<u16> =
+        replies.into_iter().map(|r| r.join().unwrap().status).collect();
+    let log = server.log();
+    assert_eq!(statuses, [200; 4], "every one is answered: {log}");
+    assert!(
+        log.contains("master stopping signal=SIGQUIT mode=graceful queued=2"),
+        "two were waiting when the stop began: {log}"
+    );
+    assert_eq!(server.request_lines().len(), 4, "each is logged: {log}");
+    let taken_from_the_queue: u32 = log
+        .lines()
+        .filter(|l| l.contains(" worker stopping "))
+        .filter_map(|l| {
+            l.split_whitespace().find_map(|f| f.strip_prefix("queued="))
+        })
+        .map(|n| n.parse::<u32>().unwrap())
+        .sum();
+    assert_eq!(taken_from_the_queue, 2, "the workers say so: {log}");
+    assert!(log.contains("master stopped"), "{log}");
+}
+
+/// Graceful stop, behind the workers: the socket is gone at once, so a
+/// new connection fails (Nginx answers 503) instead of waiting for
+/// workers that are leaving.
+#[test]
+fn a_connection_made_after_quit_fails_fast() {
+    let mut server = Server::start_with(&corpus(), 1);
+    let in_hand = server.get_in_background(&slow(0));
+    std::thread::sleep(Duration::from_millis(300));
+
+    server.signal(Signal::SIGQUIT);
+    server.wait_for(|s| !s.socket.exists(), "the socket to be removed");
+    assert!(UnixStream::connect(&server.socket).is_err());
+    let asked = Instant::now();
+    let late = server.get(GOOD);
+    assert_eq!(late.status, 503, "{}", late.text());
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "refused at once, not queued: {:?}",
+        asked.elapsed()
+    );
+
+    assert_eq!(in_hand.join().unwrap().status, 200, "the render finishes");
+    assert!(server.wait_for_exit().success());
+    assert_eq!(server.request_lines().len(), 1, "{}", server.log());
+}
+
+/// Fast stop: only the requests in hand finish; what waits in the queue
+/// is dropped with the socket, and the master says how many.
+#[test]
+fn a_fast_stop_says_how_many_queued_connections_it_dropped() {
+    let mut server = Server::start_with(&corpus(), 1);
+    let _in_hand = server.get_in_background(&slow(0));
+    std::thread::sleep(Duration::from_millis(300));
+    let queued = server.get_in_background(&slow(1));
+    std::thread::sleep(Duration::from_millis(300));
+
+    assert!(server.stop_imgworker(Signal::SIGTERM).success());
+    assert_eq!(queued.join().unwrap().status, 503, "Nginx's busy answer");
+    let log = server.log();
+    assert!(log.contains("mode=fast queued=1"), "{log}");
+    assert!(log.contains("master stopped pid="), "{log}");
+    assert!(log.contains(" dropped=1; "), "{log}");
+}
+
+/// Under socket activation the socket is systemd's: a graceful stop
+/// neither removes it nor empties its queue, and the next start serves
+/// what waits there.
+#[test]
+fn under_socket_activation_the_queue_waits_for_the_next_start() {
+    use imgworker::sys::listen_queue;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("activated.sock");
+    let socket = UnixListener::bind(&path).unwrap();
+    let queued = || listen_queue(&socket).expect("sock_diag answers").0;
+    let (mut first, log) = serve_activated(&socket, dir.path(), "first");
+    wait_until(|| read(&log).contains("pool ready"), &log);
+
+    let in_hand = fastcgi_get_in_background(&path, &slow(0));
+    wait_until(|| queued() == 0, &log);
+    let waiting = fastcgi_get_in_background(&path, &slow(1));
+    wait_until(|| queued() == 1, &log);
+    kill(Pid::from_raw(first.id() as i32), Signal::SIGQUIT).unwrap();
+    assert!(first.wait().unwrap().success(), "{}", read(&log));
+    assert!(in_hand.join().unwrap(), "the request in hand: {}", read(&log));
+    assert!(path.exists(), "the socket file is systemd's to remove");
+    assert_eq!(queued(), 1, "the queued connection is still there");
+    assert!(read(&log).contains("queued=1; they wait"), "{}", read(&log));
+
+    let (mut second, log) = serve_activated(&socket, dir.path(), "second");
+    assert!(waiting.join().unwrap(), "served by the next start");
+    kill(Pid::from_raw(second.id() as i32), Signal::SIGQUIT).unwrap();
+    assert!(second.wait().unwrap().success(), "{}", read(&log));
+}
+
+/// Starts a one-worker pool on `socket` as systemd would pass it
+/// (`LISTEN_FDS`, fd 3); the child and its log file.
+fn serve_activated(
+    socket: &UnixListener,
+    dir: &Path,
+    name: &str,
+) -> (Child, PathBuf) {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+
+    let fd = socket.as_raw_fd();
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+    let onto_3 =
+        if fd == 3 { String::new() } else { format!("3<&{fd} {fd}<&-") };
+    let log = dir.join(format!("{name}.log"));
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\" {onto_3}"))
+        .arg(env!("CARGO_BIN_EXE_imgworker"))
+        .args(["serve", "--workers", "1", "--socket"])
+        .arg(dir.join("activated.sock"))
+        .arg("--source-root")
+        .arg(corpus())
+        .arg("--cache-root")
+        .arg(dir.join(format!("{name}-cache")))
+        .env("RUST_LOG", "info")
+        .env_remove("JOURNAL_STREAM")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    (child, log)
+}
+
+fn read(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+/// Waits up to 20 s for `ready`.
+fn wait_until(ready: impl Fn() -> bool, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out:\n{}", read(log));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// GETs `uri` straight over FastCGI, as Nginx would, in a thread of its
+/// own; the handle says whether the answer was 200.
+fn fastcgi_get_in_background(
+    socket: &Path,
+    uri: &str,
+) -> std::thread::JoinHandle<bool> {
+    // Records: version 1, type, request id 1, content length, no padding.
+    let record = |kind: u8, content: &[u8]| {
+        let len = (content.len() as u16).to_be_bytes();
+        let mut bytes = vec![1, kind, 0, 1, len[0], len[1], 0, 0];
+        bytes.extend_from_slice(content);
+        bytes
+    };
+    let mut params = Vec::new();
+    for (name, value) in [
+        ("REQUEST_METHOD", "GET"),
+        ("DOCUMENT_URI", uri),
+        ("REQUEST_URI", uri),
+    ] {
+        params.extend([name.len() as u8, value.len() as u8]);
+        params.extend_from_slice(name.as_bytes());
+        params.extend_from_slice(value.as_bytes());
+    }
+    let mut request = record(1, &[0, 1, 0, 0, 0, 0, 0, 0]);
+    request.extend(record(4, &params));
+    request.extend(record(4, &[]));
+    request.extend(record(5, &[]));
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream.write_all(&request).unwrap();
+    std::thread::spawn(move || {
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        answer.windows(11).any(|w| w == b"Status: 200")
+    })
 }
 
 #[test]
