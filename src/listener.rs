@@ -16,6 +16,9 @@ pub struct Listener {
     pub socket: UnixListener,
     /// The path we bound, until it is removed.
     created: Option<PathBuf>,
+    /// The path and queue length we bound with, to compare a reloaded
+    /// configuration with (none for systemd's socket, which ignores both).
+    bound: Option<(PathBuf, i32)>,
     /// Whether systemd passed the socket.
     inherited: bool,
 }
@@ -26,7 +29,12 @@ impl Listener {
     pub fn open(path: &Path, mode: u32, backlog: i32) -> io::Result<Listener> {
         if let Some(socket) = sys::systemd_listener()? {
             socket.set_nonblocking(true)?;
-            return Ok(Listener { socket, created: None, inherited: true });
+            return Ok(Listener {
+                socket,
+                created: None,
+                bound: None,
+                inherited: true,
+            });
         }
         let context = |err: io::Error| {
             io::Error::new(err.kind(), format!("{}: {err}", path.display()))
@@ -64,8 +72,15 @@ impl Listener {
         Ok(Listener {
             socket,
             created: Some(path.to_path_buf()),
+            bound: Some((path.to_path_buf(), backlog)),
             inherited: false,
         })
+    }
+
+    /// The path and queue length of a socket we bound; `None` for one
+    /// systemd passed.
+    pub fn bound(&self) -> Option<(&Path, i32)> {
+        self.bound.as_ref().map(|(path, backlog)| (path.as_path(), *backlog))
     }
 
     /// Whether systemd passed the socket.

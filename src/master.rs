@@ -222,14 +222,20 @@ impl Master {
                 return;
             }
         };
-        if config.socket != self.config.socket {
-            warn!(
-                "reload cannot move the socket to {}; restart to do that",
-                config.socket.display()
-            );
-        }
-        if config.listen_backlog != self.config.listen_backlog {
-            warn!("reload cannot change listen_backlog; restart to do that");
+        // Against the socket as bound, not the last file: a setting put
+        // back is no change. systemd's socket ignores both settings.
+        if let Some((path, backlog)) = self.listener.bound() {
+            if config.socket != path {
+                warn!(
+                    "reload cannot move the socket to {}; restart to do that",
+                    config.socket.display()
+                );
+            }
+            if config.listen_backlog != backlog {
+                warn!(
+                    "reload cannot change listen_backlog; restart to do that"
+                );
+            }
         }
         if let Some(level) = config.log_level() {
             logging::set_level(level);

@@ -159,6 +159,28 @@ fn quit_stops_gracefully() {
 }
 
 #[test]
+fn a_reload_warns_of_what_it_cannot_change_against_the_socket_as_bound() {
+    let server = Server::start_configured(&corpus(), 1, "");
+    let reload = |text: &str, generation: u32| {
+        std::fs::write(server.config_path(), format!("workers = 1\n{text}"))
+            .unwrap();
+        server.signal(Signal::SIGHUP);
+        server.wait_for(
+            |s| s.log().contains(&format!("reloaded generation={generation}")),
+            "the reload",
+        );
+    };
+    let warnings = |server: &Server| {
+        server.log().matches("reload cannot change listen_backlog").count()
+    };
+    reload("listen_backlog = 16\n", 2);
+    assert_eq!(warnings(&server), 1, "the socket keeps its queue");
+    // Put back: the socket as bound is what it compares with.
+    reload("", 3);
+    assert_eq!(warnings(&server), 1, "{}", server.log());
+}
+
+#[test]
 fn check_config_accepts_the_example_and_names_the_key_of_a_bad_file() {
     let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
