@@ -214,7 +214,7 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|err| {
             // toml's message spans several lines with a source excerpt;
             // the first line and the key are what a sysadmin needs.
-            let line = err.message().lines().next().unwrap_or("").to_string();
+            let line = plain_types(err.message().lines().next().unwrap_or(""));
             match err.span() {
                 Some(span) => {
                     let start = span.start.min(text.len());
@@ -367,6 +367,12 @@ impl Config {
             .ancestors()
             .find(|dir| dir.exists())
             .unwrap_or(Path::new("/"));
+        if !existing.is_dir() {
+            return Err(format!(
+                "cache_root: {} is not a directory",
+                existing.display()
+            ));
+        }
         may(
             "cache_root",
             existing,
@@ -403,6 +409,29 @@ impl Config {
     }
 }
 
+/// toml names the Rust type it wanted ("expected usize"); a sysadmin
+/// reads the kind of value instead.
+fn plain_types(message: &str) -> String {
+    let mut message = message.to_string();
+    for (rust, plain) in [
+        ("usize", "a whole number"),
+        ("u64", "a whole number"),
+        ("u32", "a whole number"),
+        ("u16", "a whole number"),
+        ("u8", "a whole number"),
+        ("i64", "a whole number"),
+        ("i32", "a whole number"),
+        ("f64", "a number"),
+        ("f32", "a number"),
+    ] {
+        message = message.replace(
+            &format!("expected {rust}"),
+            &format!("expected {plain}"),
+        );
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +457,15 @@ mod tests {
         let err = Config::parse("wrokers = 3\n").unwrap_err();
         assert!(err.contains("wrokers"), "{err}");
         assert!(err.starts_with("line 1:"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_says_what_kind_is_wanted() {
+        let err = Config::parse("workers = \"two\"\n").unwrap_err();
+        assert!(err.contains("expected a whole number"), "{err}");
+        let err = Config::parse("max_rss_mb = 512.5\n").unwrap_err();
+        assert!(err.contains("expected a whole number"), "{err}");
+        assert!(!err.contains("u64"), "{err}");
     }
 
     #[test]

@@ -74,8 +74,13 @@ impl ConfigSource {
             None => Config::default(),
         };
         (self.apply_flags)(&mut config)?;
-        config.check().map_err(anyhow::Error::msg)?;
-        config.check_paths().map_err(anyhow::Error::msg)?;
+        // As check-config says it: the file first, where there is one.
+        let within = |reason: String| match &self.file {
+            Some(path) => anyhow::anyhow!("{}: {reason}", path.display()),
+            None => anyhow::Error::msg(reason),
+        };
+        config.check().map_err(within)?;
+        config.check_paths().map_err(within)?;
         Ok(config)
     }
 }

@@ -298,13 +298,12 @@ fn fastcgi_get_in_background(
 #[test]
 fn a_pool_whose_workers_cannot_start_gives_up_loudly() {
     let dir = tempfile::tempdir().unwrap();
-    // A cache root under a file: the config checks out, the workers
-    // cannot create it.
-    std::fs::write(dir.path().join("file"), b"").unwrap();
+    // A cache root whose name the file system cannot hold: the config
+    // checks out (its parent is writable), the workers cannot create it.
     let (started, log) = crate::harness::serve_to_the_end(
         &dir.path().join("s.sock"),
         &corpus(),
-        &dir.path().join("file/cache"),
+        &dir.path().join("n".repeat(300)).join("cache"),
     );
     assert!(!started);
     assert!(log.contains("worker boot failed"), "{log}");
@@ -319,6 +318,17 @@ fn a_pool_whose_workers_cannot_start_gives_up_loudly() {
     );
     assert!(!started);
     assert!(log.contains("no-such-source-root is not a directory"), "{log}");
+
+    // So is a cache root under a file.
+    std::fs::write(dir.path().join("file"), b"").unwrap();
+    let (started, log) = crate::harness::serve_to_the_end(
+        &dir.path().join("s.sock"),
+        &corpus(),
+        &dir.path().join("file/cache"),
+    );
+    assert!(!started);
+    assert!(log.contains("file is not a directory"), "{log}");
+    assert!(!log.contains("worker boot failed"), "{log}");
 }
 
 #[test]
