@@ -308,11 +308,13 @@ impl Master {
                 && now.saturating_sub(view.busy_since_ms) > limit_ms
             {
                 error!(
-                    "worker stuck pid={} slot={} busy_ms={} limit_s={}; killing",
+                    "worker stuck pid={} slot={} busy_ms={} limit_s={} \
+                     uri={:?}; killing",
                     worker.pid,
                     worker.slot,
                     now - view.busy_since_ms,
-                    self.config.request_time_limit_s
+                    self.config.request_time_limit_s,
+                    self.board.uri(worker.slot).unwrap_or_default()
                 );
                 let _ = kill(worker.pid, Signal::SIGKILL);
             }
@@ -362,8 +364,9 @@ impl Master {
             let worker = self.workers.remove(index);
             // A worker that reached its accept loop has published its pid.
             let was_ready = self.board.view(worker.slot).pid != 0;
+            let in_hand = self.board.uri(worker.slot);
             self.board.release(worker.slot);
-            self.after_exit(&worker, status, was_ready)?;
+            self.after_exit(&worker, status, was_ready, in_hand)?;
         }
     }
 
@@ -372,14 +375,19 @@ impl Master {
         worker: &Worker,
         status: WaitStatus,
         was_ready: bool,
+        in_hand: Option<String>,
     ) -> anyhow::Result<()> {
         let uptime = worker.started.elapsed();
-        let fields = format!(
+        let mut fields = format!(
             "pid={} slot={} uptime_s={}",
             worker.pid,
             worker.slot,
             uptime.as_secs()
         );
+        // The request it died on: that client had a 503 from Nginx.
+        if let Some(uri) = in_hand {
+            fields = format!("{fields} uri={uri:?}");
+        }
         match status {
             WaitStatus::Exited(_, worker::EXIT_BOOT_FAILED) => {
                 return self.boot_failed(worker, &fields);

@@ -19,6 +19,11 @@ use crate::sys;
 /// Slots for workers, current and retiring after a reload.
 pub const MAX_SLOTS: usize = 512;
 
+/// Cells of a slot that hold the URI of the request in hand, eight bytes
+/// each: the master names it when it kills a worker stuck on it or finds
+/// one killed mid-request. Longer URIs are cut.
+const URI_CELLS: usize = 32;
+
 /// What a worker is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -70,6 +75,9 @@ pub struct Slot {
     slow: AtomicU64,
     last_duration_ms: AtomicU64,
     generation: AtomicU64,
+    /// Bytes of `uri` in use; 0 when no request is in hand.
+    uri_len: AtomicU64,
+    uri: [AtomicU64; URI_CELLS],
 }
 
 /// Counts for the pool as a whole, kept across worker restarts.
@@ -174,6 +182,7 @@ impl Scoreboard {
         slot.slow.store(0, Relaxed);
         slot.last_duration_ms.store(0, Relaxed);
         slot.generation.store(generation, Relaxed);
+        slot.uri_len.store(0, Relaxed);
     }
 
     /// The master frees the slot of a worker that has exited.
@@ -182,6 +191,7 @@ impl Scoreboard {
         slot.state.store(State::Empty as u64, Relaxed);
         slot.pid.store(0, Relaxed);
         slot.busy_since_ms.store(0, Relaxed);
+        slot.uri_len.store(0, Relaxed);
     }
 
     /// A worker says it has started and waits for connections.
@@ -208,6 +218,36 @@ impl Scoreboard {
         self.pool().max_active.fetch_max(active, Relaxed);
     }
 
+    /// A worker has read its request's URI. A reader racing the write
+    /// may see part of it; the master reads it seconds later, if ever.
+    pub fn set_uri(&self, index: usize, uri: &str) {
+        let slot = self.slot(index);
+        let bytes = &uri.as_bytes()[..uri.len().min(URI_CELLS * 8)];
+        slot.uri_len.store(0, Relaxed);
+        for (cell, chunk) in slot.uri.iter().zip(bytes.chunks(8)) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            cell.store(u64::from_le_bytes(word), Relaxed);
+        }
+        slot.uri_len.store(bytes.len() as u64, Relaxed);
+    }
+
+    /// The URI of the request the slot's worker has in hand, if any.
+    pub fn uri(&self, index: usize) -> Option<String> {
+        let slot = self.slot(index);
+        let len = (slot.uri_len.load(Relaxed) as usize).min(URI_CELLS * 8);
+        if len == 0 {
+            return None;
+        }
+        let bytes: Vec<u8> = slot
+            .uri
+            .iter()
+            .flat_map(|cell| cell.load(Relaxed).to_le_bytes())
+            .take(len)
+            .collect();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// A worker finished a request that took `ms`.
     pub fn end_request(
         &self,
@@ -220,6 +260,7 @@ impl Scoreboard {
         slot.requests.fetch_add(1, Relaxed);
         slot.last_duration_ms.store(ms, Relaxed);
         slot.busy_since_ms.store(0, Relaxed);
+        slot.uri_len.store(0, Relaxed);
         if rendered {
             slot.rendered.fetch_add(1, Relaxed);
             self.pool().rendered.fetch_add(1, Relaxed);
@@ -306,6 +347,26 @@ mod tests {
         assert_eq!((pool.accepted, pool.rendered, pool.max_active), (1, 1, 1));
         board.release(3);
         assert!(board.workers().is_empty());
+    }
+
+    #[test]
+    fn a_slot_holds_the_uri_in_hand_until_the_request_ends() {
+        let board = Scoreboard::create().unwrap();
+        board.claim(1, 1);
+        assert_eq!(board.uri(1), None);
+        board.begin_request(1);
+        board.set_uri(1, "/img/w_300,f_webp/photos/a.jpg");
+        assert_eq!(
+            board.uri(1).as_deref(),
+            Some("/img/w_300,f_webp/photos/a.jpg")
+        );
+        // A long one is cut, never spilt into the next slot.
+        let long = format!("/img/w_1/{}", "x".repeat(1000));
+        board.set_uri(1, &long);
+        assert_eq!(board.uri(1).unwrap(), long[..URI_CELLS * 8]);
+        assert_eq!(board.uri(2), None);
+        board.end_request(1, 5, false, false);
+        assert_eq!(board.uri(1), None);
     }
 
     #[test]

@@ -76,7 +76,8 @@ pub fn run(
     let serve = |stream| {
         board.begin_request(slot);
         let started = Instant::now();
-        let rendered = serve_connection(&ctx, stream, &limits, &finisher);
+        let rendered =
+            serve_connection(&ctx, slot, stream, &limits, &finisher);
         let ms = started.elapsed().as_millis() as u64;
         board.end_request(slot, ms, rendered, ms >= config.slow_request_ms);
     };
@@ -186,6 +187,7 @@ fn with_jitter(max_requests: u64, pid: u32) -> u64 {
 /// one log line. True if a derivative was made.
 fn serve_connection(
     ctx: &Context,
+    slot: usize,
     stream: UnixStream,
     limits: &fastcgi::Limits,
     finisher: &Finisher,
@@ -208,6 +210,9 @@ fn serve_connection(
             return false;
         }
     };
+    if let Some(uri) = req.param("REQUEST_URI") {
+        ctx.board.set_uri(slot, &String::from_utf8_lossy(uri));
+    }
     let answer = request::answer(ctx, &req);
     let rendered = answer.rendered;
     let delivery = Delivery { conn, req, answer };

@@ -381,11 +381,17 @@ fn a_request_past_the_time_limit_costs_its_worker_and_only_that_request() {
         server.get("/img/w_4000,f_avif/photos/milkyway-24mp-4000x6000.jpg");
     assert_eq!(slow.status, 503, "{}", slow.text());
     assert_eq!(slow.header("retry-after"), Some("5"));
-    assert!(server.log().contains("worker stuck"), "{}", server.log());
     server.wait_for(
         |s| s.worker_pids().len() == 1 && s.worker_pids() != before,
         "the replacement",
     );
+    // Both lines name the request, so the operator knows what to look at.
+    let log = server.log();
+    let uri = "uri=\"/img/w_4000,f_avif/photos/milkyway-24mp-4000x6000.jpg\"";
+    let stuck = log.lines().find(|l| l.contains("worker stuck")).unwrap();
+    assert!(stuck.contains(uri), "{stuck}");
+    let killed = log.lines().find(|l| l.contains("worker killed")).unwrap();
+    assert!(killed.contains(uri), "{killed}");
     assert_eq!(server.get(GOOD).status, 200, "the next request is served");
 }
 
