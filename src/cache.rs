@@ -16,7 +16,9 @@
 //! format actually written, which Nginx turns into the `Content-Type`, so
 //! the header always matches the bytes. With `f_auto` the same URL has one
 //! file per negotiated format side by side (`.avif`, `.webp`, `.jpg`), and
-//! Nginx picks by `Accept` (see `nginx/imgworker-http.conf`).
+//! Nginx picks by `Accept` (see `nginx/imgworker-http.conf`); an animated
+//! WebP made for `f_auto` is `.awebp`, apart from the still `.webp` (see
+//! the output module).
 //!
 //! The original's modification time is not in the key: a replaced
 //! original keeps its old derivatives until they are removed.

@@ -280,11 +280,11 @@ fn make(
     });
     let candidates = options.output.candidates(accept);
     let extensions: Vec<&str> =
-        candidates.iter().map(|format| format.extension()).collect();
+        candidates.iter().map(|candidate| candidate.extension).collect();
     if let Some((index, bytes, stored)) =
         ctx.cache.existing(key.as_str(), &extensions)
     {
-        let format = candidates[index];
+        let format = candidates[index].format;
         let note = format!(
             "cache=made-meanwhile format={} bytes={}",
             format.extension(),
@@ -314,7 +314,9 @@ fn make(
     drop(original);
 
     // Written beside where Nginx looks next time; `finish` puts it there.
-    let path = ctx.cache.path_of(key.as_str(), derivative.format.extension());
+    let extension =
+        options.output.extension(derivative.format, derivative.animated);
+    let path = ctx.cache.path_of(key.as_str(), extension);
     let (pending, unstorable) = match ctx.cache.write(&path, &derivative.bytes)
     {
         Ok(pending) => (Some(pending), None),

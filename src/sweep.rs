@@ -19,8 +19,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// The extensions a derivative can have.
-const EXTENSIONS: [&str; 5] = ["jpg", "png", "webp", "avif", "gif"];
+/// The extensions a derivative can have; `awebp` is `f_auto`'s animated
+/// WebP (see the output module).
+const EXTENSIONS: [&str; 6] = ["jpg", "png", "webp", "avif", "gif", "awebp"];
 
 /// Hidden files left by an interrupted write are removed after this long.
 const STALE_TEMP_SECS: u64 = 3600;
@@ -238,17 +239,31 @@ mod tests {
             "img/w_300,f_webp/photos/a.jpg.webp",
             "img/w_300,f_auto/photos/a.jpg.avif",
             "img/w_300,f_auto/photos/a.jpg.webp",
+            "img/w_300,f_auto/photos/a.jpg.awebp",
             "img/w_300/photos/b.jpg.jpg",
             "img/w_300/photos/a.jpg.extra.jpg",
         ] {
             touch(&cache.path().join(file), 1, now);
         }
-        assert_eq!(purge(cache.path(), "photos/a.jpg").unwrap(), 4);
+        assert_eq!(purge(cache.path(), "photos/a.jpg").unwrap(), 5);
         assert!(cache.path().join("img/w_300/photos/b.jpg.jpg").exists());
         assert!(
             cache.path().join("img/w_300/photos/a.jpg.extra.jpg").exists()
         );
         assert_eq!(purge(cache.path(), "/photos/a.jpg").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_derivative_names_its_original_whatever_its_format() {
+        for ext in EXTENSIONS {
+            let rel = format!("photos/a.gif.{ext}");
+            assert_eq!(
+                original_of(Path::new(&rel)),
+                Some(PathBuf::from("photos/a.gif")),
+                "{rel}"
+            );
+        }
+        assert_eq!(original_of(Path::new("photos/a.gif.tmp")), None);
     }
 
     #[test]

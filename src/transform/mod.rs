@@ -30,7 +30,7 @@ pub mod shrink;
 
 use crate::vips::{self, Crop, Image, Size, Thumbnail};
 use adjust::Adjust;
-use output::{Format, Output, Qualities, SourceFormat};
+use output::{Format, Original, Output, Qualities, SourceFormat};
 pub use preset::Rules;
 use resize::{Plan, Resize};
 
@@ -253,6 +253,8 @@ impl Settings {
 pub struct Derivative {
     pub bytes: Vec<u8>,
     pub format: Format,
+    /// Whether it holds every frame of an animation.
+    pub animated: bool,
     pub source_width: i32,
     pub source_height: i32,
     /// The size of one frame.
@@ -319,7 +321,12 @@ pub fn render(
             limit: settings.max_output_pixels,
         });
     }
-    let format = options.output.resolve(source, header.has_alpha(), accept);
+    let original = Original {
+        format: source,
+        has_alpha: header.has_alpha(),
+        pages: header.n_pages().max(1) as u32,
+    };
+    let format = options.output.resolve(original, accept);
     if out_w.max(out_h) > format.max_side() {
         return Err(RenderError::TooLargeForFormat {
             format,
@@ -328,12 +335,12 @@ pub fn render(
         });
     }
     let grey_source = header.bands() <= 2;
-    let pages = header.n_pages().max(1) as u32;
+    let pages = original.pages;
     drop(header);
 
     // 4. Load, shrinking in the decoder where the format allows. An
     // animation whose output can animate is loaded whole, every frame.
-    let animate = pages > 1 && source.can_animate() && format.can_animate();
+    let animate = original.is_animation() && format.can_animate();
     if animate && pages > settings.max_frames {
         return Err(RenderError::TooManyFrames {
             frames: pages,
@@ -417,6 +424,7 @@ pub fn render(
     Ok(Derivative {
         bytes,
         format,
+        animated: animate,
         source_width: upright_w,
         source_height: upright_h,
         width: image.width(),

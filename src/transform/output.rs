@@ -5,13 +5,26 @@
 //! match the `map`s in `nginx/imgworker-http.conf` rule for rule:
 //! - `f_jpeg`, `f_png`, `f_webp`, `f_avif`, `f_gif`: that format;
 //! - `f_auto`: AVIF if `Accept` names `image/avif`, else WebP if it names
-//!   `image/webp`, else a format every browser shows (below);
+//!   `image/webp`, else a format every browser shows (below); but for an
+//!   animated GIF or WebP, WebP if `Accept` names `image/webp`, else GIF,
+//!   because libvips 8.14 writes AVIF as a still;
 //! - no `f_`: the original's own format, told from its bytes, not its
 //!   name; HEIC and TIFF, which browsers do not show, become JPEG (PNG
 //!   when they have transparency).
 //!
 //! For `f_auto` without AVIF or WebP, JPEG, PNG and GIF originals keep
 //! their format and the rest become JPEG, or PNG when transparent.
+//!
+//! Nginx cannot tell an animation from a still before it looks, so an
+//! `f_auto` hit tries the still's file first and the animation's second
+//! ([`Output::candidates`]). `f_auto`'s animated WebP is stored as
+//! `.awebp`, not `.webp`: `.webp` is the still a browser without AVIF is
+//! sent, and a browser that takes AVIF must not be served it in place of
+//! the AVIF still it should get. GIF needs no such mark for browsers
+//! without AVIF or WebP: they are sent GIF for a GIF original, still or
+//! animated. A client that takes AVIF but not WebP looks for `.gif` after
+//! `.avif`, and may find a still GIF made for those browsers; no browser
+//! sends such an `Accept` (KNOWN_ISSUES.md).
 
 use super::OptionError;
 use crate::vips::{Encoder, Keep};
@@ -183,6 +196,36 @@ fn universal(has_alpha: bool) -> Format {
     if has_alpha { Format::Png } else { Format::Jpeg }
 }
 
+/// What the choice of format needs to know of an original, from its
+/// header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Original {
+    pub format: SourceFormat,
+    pub has_alpha: bool,
+    /// Pages in the file: the frames of an animation, 1 for a still.
+    pub pages: u32,
+}
+
+impl Original {
+    /// Whether the original is an animated GIF or WebP. A multi-page TIFF
+    /// is a stack of pictures, not an animation.
+    pub fn is_animation(&self) -> bool {
+        self.pages > 1 && self.format.can_animate()
+    }
+}
+
+/// A file a derivative may be stored in, `<path>.<extension>` in the
+/// cache tree, and the format of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    pub format: Format,
+    pub extension: &'static str,
+}
+
+/// The extension of `f_auto`'s animated WebP; Nginx sends it as
+/// `image/webp`.
+pub const ANIMATED_WEBP: &str = "awebp";
+
 /// What the URL says about the format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FormatChoice {
@@ -297,37 +340,63 @@ impl Output {
         self.format == FormatChoice::Auto
     }
 
-    /// The formats a derivative of this URL may already exist in, for this
-    /// `Accept`: what the Nginx snippet's try_files looks for.
-    pub fn candidates(&self, accept: &str) -> Vec<Format> {
+    /// The files a derivative of this URL may already exist in, for this
+    /// `Accept`, in the order the Nginx snippet's try_files looks for
+    /// them. For `f_auto`, the still's file comes before the animation's,
+    /// and only files in formats `Accept` names, or every browser shows,
+    /// are listed.
+    pub fn candidates(&self, accept: &str) -> Vec<Candidate> {
         use Format::*;
-        match self.format {
-            FormatChoice::Fixed(format) => vec![format],
-            FormatChoice::Source => vec![Jpeg, Png, Webp, Gif, Avif],
-            FormatChoice::Auto if accept.contains("image/avif") => vec![Avif],
-            FormatChoice::Auto if accept.contains("image/webp") => vec![Webp],
-            FormatChoice::Auto => vec![Jpeg, Png, Gif],
+        let formats = match self.format {
+            FormatChoice::Fixed(format) => vec![(format, false)],
+            FormatChoice::Source => {
+                [Jpeg, Png, Webp, Gif, Avif].map(|f| (f, false)).to_vec()
+            }
+            FormatChoice::Auto => {
+                match (takes_avif(accept), takes_webp(accept)) {
+                    (true, true) => vec![(Avif, false), (Webp, true)],
+                    (true, false) => vec![(Avif, false), (Gif, true)],
+                    (false, true) => vec![(Webp, false), (Webp, true)],
+                    (false, false) => {
+                        vec![(Jpeg, false), (Png, false), (Gif, false)]
+                    }
+                }
+            }
+        };
+        formats
+            .into_iter()
+            .map(|(format, animated)| Candidate {
+                format,
+                extension: self.extension(format, animated),
+            })
+            .collect()
+    }
+
+    /// The extension of the file a derivative in `format` is stored in:
+    /// the format's own, except for `f_auto`'s animated WebP (see the
+    /// module comment).
+    pub fn extension(&self, format: Format, animated: bool) -> &'static str {
+        match (self.format, format) {
+            (FormatChoice::Auto, Format::Webp) if animated => ANIMATED_WEBP,
+            _ => format.extension(),
         }
     }
 
     /// Picks the output format for an original and a request's `Accept`.
-    pub fn resolve(
-        &self,
-        source: SourceFormat,
-        has_alpha: bool,
-        accept: &str,
-    ) -> Format {
+    pub fn resolve(&self, original: Original, accept: &str) -> Format {
         match self.format {
             FormatChoice::Fixed(format) => format,
-            FormatChoice::Source => source.as_output(has_alpha),
+            FormatChoice::Source => {
+                original.format.as_output(original.has_alpha)
+            }
+            // AVIF would keep only the first frame.
+            FormatChoice::Auto if original.is_animation() => {
+                if takes_webp(accept) { Format::Webp } else { Format::Gif }
+            }
+            FormatChoice::Auto if takes_avif(accept) => Format::Avif,
+            FormatChoice::Auto if takes_webp(accept) => Format::Webp,
             FormatChoice::Auto => {
-                if accept.contains("image/avif") {
-                    Format::Avif
-                } else if accept.contains("image/webp") {
-                    Format::Webp
-                } else {
-                    source.as_universal(has_alpha)
-                }
+                original.format.as_universal(original.has_alpha)
             }
         }
     }
@@ -356,6 +425,17 @@ impl Output {
             Format::Gif => Encoder::Gif,
         }
     }
+}
+
+/// Whether `Accept` names AVIF. A substring, as the Nginx snippet reads
+/// it: `image/avif;q=0` counts too.
+fn takes_avif(accept: &str) -> bool {
+    accept.contains("image/avif")
+}
+
+/// Whether `Accept` names WebP, read as [`takes_avif`] reads AVIF.
+fn takes_webp(accept: &str) -> bool {
+    accept.contains("image/webp")
 }
 
 /// Drops the EXIF, XMP and ICC chunks from a WebP file and clears their
@@ -416,6 +496,24 @@ mod tests {
     use super::*;
 
     const MODERN: &str = "image/avif,image/webp,image/apng,*/*;q=0.8";
+    const WEBP_ONLY: &str = "image/webp,*/*";
+    const AVIF_ONLY: &str = "image/avif,*/*";
+
+    fn still(format: SourceFormat, has_alpha: bool) -> Original {
+        Original { format, has_alpha, pages: 1 }
+    }
+
+    fn animation(format: SourceFormat, frames: u32) -> Original {
+        Original { format, has_alpha: true, pages: frames }
+    }
+
+    fn auto() -> Output {
+        Output { format: FormatChoice::Auto, ..Output::default() }
+    }
+
+    fn extensions(out: &Output, accept: &str) -> Vec<&'static str> {
+        out.candidates(accept).iter().map(|c| c.extension).collect()
+    }
 
     #[test]
     fn a_fixed_format_ignores_accept() {
@@ -423,40 +521,119 @@ mod tests {
             format: FormatChoice::Fixed(Format::Webp),
             ..Output::default()
         };
-        assert_eq!(
-            out.resolve(SourceFormat::Jpeg, false, "*/*"),
-            Format::Webp
-        );
+        let jpeg = still(SourceFormat::Jpeg, false);
+        assert_eq!(out.resolve(jpeg, "*/*"), Format::Webp);
     }
 
     #[test]
     fn auto_prefers_avif_then_webp_then_the_original() {
-        let out = Output { format: FormatChoice::Auto, ..Output::default() };
-        assert_eq!(
-            out.resolve(SourceFormat::Jpeg, false, MODERN),
-            Format::Avif
-        );
-        let webp_only = "image/webp,*/*";
-        assert_eq!(
-            out.resolve(SourceFormat::Jpeg, false, webp_only),
-            Format::Webp
-        );
-        assert_eq!(out.resolve(SourceFormat::Png, true, "*/*"), Format::Png);
-        assert_eq!(
-            out.resolve(SourceFormat::Webp, false, "*/*"),
-            Format::Jpeg
-        );
-        assert_eq!(out.resolve(SourceFormat::Webp, true, "*/*"), Format::Png);
+        let out = auto();
+        let jpeg = still(SourceFormat::Jpeg, false);
+        assert_eq!(out.resolve(jpeg, MODERN), Format::Avif);
+        assert_eq!(out.resolve(jpeg, WEBP_ONLY), Format::Webp);
+        let png = still(SourceFormat::Png, true);
+        assert_eq!(out.resolve(png, "*/*"), Format::Png);
+        let webp = still(SourceFormat::Webp, false);
+        assert_eq!(out.resolve(webp, "*/*"), Format::Jpeg);
+        let clear_webp = still(SourceFormat::Webp, true);
+        assert_eq!(out.resolve(clear_webp, "*/*"), Format::Png);
+    }
+
+    #[test]
+    fn auto_keeps_an_animation_moving_in_webp_else_gif() {
+        let out = auto();
+        for original in
+            [animation(SourceFormat::Gif, 5), animation(SourceFormat::Webp, 9)]
+        {
+            assert_eq!(out.resolve(original, MODERN), Format::Webp);
+            assert_eq!(out.resolve(original, WEBP_ONLY), Format::Webp);
+            assert_eq!(out.resolve(original, AVIF_ONLY), Format::Gif);
+            assert_eq!(out.resolve(original, "*/*"), Format::Gif);
+        }
+    }
+
+    #[test]
+    fn auto_takes_a_one_frame_gif_and_a_multi_page_tiff_as_stills() {
+        let out = auto();
+        let gif = animation(SourceFormat::Gif, 1);
+        assert_eq!(out.resolve(gif, MODERN), Format::Avif);
+        assert_eq!(out.resolve(gif, "*/*"), Format::Gif);
+        let tiff = animation(SourceFormat::Tiff, 3);
+        assert_eq!(out.resolve(tiff, MODERN), Format::Avif);
+    }
+
+    #[test]
+    fn auto_looks_for_the_still_first_then_the_animation() {
+        let out = auto();
+        assert_eq!(extensions(&out, MODERN), ["avif", "awebp"]);
+        assert_eq!(extensions(&out, WEBP_ONLY), ["webp", "awebp"]);
+        assert_eq!(extensions(&out, AVIF_ONLY), ["avif", "gif"]);
+        assert_eq!(extensions(&out, "*/*"), ["jpg", "png", "gif"]);
+    }
+
+    #[test]
+    fn every_auto_answer_is_among_the_candidates_for_its_accept() {
+        let out = auto();
+        let originals = [
+            still(SourceFormat::Jpeg, false),
+            still(SourceFormat::Png, true),
+            still(SourceFormat::Gif, true),
+            still(SourceFormat::Webp, true),
+            still(SourceFormat::Heic, false),
+            animation(SourceFormat::Gif, 5),
+            animation(SourceFormat::Webp, 9),
+        ];
+        for accept in [MODERN, WEBP_ONLY, AVIF_ONLY, "*/*", ""] {
+            for original in originals {
+                let format = out.resolve(original, accept);
+                let animated = original.is_animation() && format.can_animate();
+                let stored = Candidate {
+                    format,
+                    extension: out.extension(format, animated),
+                };
+                assert!(
+                    out.candidates(accept).contains(&stored),
+                    "{original:?} for {accept:?}: {stored:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_auto_candidate_is_a_format_accept_leaves_out() {
+        let out = auto();
+        let formats = |accept| -> Vec<Format> {
+            out.candidates(accept).iter().map(|c| c.format).collect()
+        };
+        assert!(!formats(AVIF_ONLY).contains(&Format::Webp));
+        assert!(!formats(WEBP_ONLY).contains(&Format::Avif));
+        for universal in ["*/*", ""] {
+            let formats = formats(universal);
+            assert!(!formats.contains(&Format::Webp), "{universal:?}");
+            assert!(!formats.contains(&Format::Avif), "{universal:?}");
+        }
+    }
+
+    #[test]
+    fn only_auto_stores_an_animated_webp_apart() {
+        assert_eq!(auto().extension(Format::Webp, true), "awebp");
+        assert_eq!(auto().extension(Format::Webp, false), "webp");
+        assert_eq!(auto().extension(Format::Gif, true), "gif");
+        let fixed = Output {
+            format: FormatChoice::Fixed(Format::Webp),
+            ..Output::default()
+        };
+        assert_eq!(fixed.extension(Format::Webp, true), "webp");
+        assert_eq!(Output::default().extension(Format::Webp, true), "webp");
     }
 
     #[test]
     fn keeping_the_format_turns_heic_into_jpeg() {
         let out = Output::default();
-        assert_eq!(
-            out.resolve(SourceFormat::Heic, false, MODERN),
-            Format::Jpeg
-        );
-        assert_eq!(out.resolve(SourceFormat::Png, true, MODERN), Format::Png);
+        let heic = still(SourceFormat::Heic, false);
+        assert_eq!(out.resolve(heic, MODERN), Format::Jpeg);
+        let png = still(SourceFormat::Png, true);
+        assert_eq!(out.resolve(png, MODERN), Format::Png);
     }
 
     #[test]

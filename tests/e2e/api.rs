@@ -1,11 +1,20 @@
 //! The URL API on real photos: every fit mode and every output format
 //! gives the size and format asked for.
 
-use crate::harness::{Server, corpus};
-use crate::images::{decode, mime};
+use crate::harness::{Originals, Reply, Server, cases, corpus};
+use crate::images::{decode, frames, mime};
 
 /// 2725x2225, no EXIF orientation.
 const SAW: &str = "photos/flickr-saw-2725x2225.jpg";
+
+/// What Chromium and Firefox send for an `<img>`: AVIF and WebP.
+const BROWSER: &str =
+    "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+
+/// What Safari 17 sends: the same two, WebP first.
+const SAFARI: &str = "image/webp,image/avif,image/jxl,image/heic,\
+                      image/heic-sequence,video/*;q=0.8,image/png,\
+                      image/svg+xml,image/*;q=0.8,*/*;q=0.5";
 
 #[test]
 fn each_fit_mode_gives_its_size() {
@@ -118,6 +127,89 @@ fn auto_format_follows_the_accept_header() {
             assert_eq!(reply.header("content-type"), Some(mime(format)));
         }
     }
+}
+
+/// Asks for `url` twice with `accept`: the miss, then the hit Nginx
+/// serves alone. Both vary on Accept; returns the hit.
+fn miss_then_hit(server: &Server, url: &str, accept: &str) -> Reply {
+    let miss = server.get_with(url, &[("Accept", accept)]);
+    assert_eq!(miss.status, 200, "{url}: {}", miss.text());
+    assert_eq!(miss.header("x-imgworker"), Some("miss"), "{url} {accept}");
+    let handled = server.request_lines().len();
+    let hit = server.get_with(url, &[("Accept", accept)]);
+    assert_eq!(hit.header("x-imgworker"), Some("hit"), "{url} {accept}");
+    assert_eq!(server.request_lines().len(), handled, "no worker saw it");
+    assert_eq!(hit.body, miss.body, "the hit is the file the miss made");
+    for reply in [&miss, &hit] {
+        assert_eq!(reply.header("vary"), Some("Accept"), "{url} {accept}");
+        let format = decode(reply).format;
+        assert_eq!(reply.header("content-type"), Some(mime(format)));
+    }
+    hit
+}
+
+/// AVIF is written as a still here, so `f_auto` sends an animated
+/// original to a browser as animated WebP, every frame of it.
+#[test]
+fn auto_sends_a_browser_an_animation_as_animated_webp() {
+    let originals = Originals::new();
+    originals
+        .add("five.gif", &corpus().join("animated/any-disposal-5f-32x32.gif"))
+        .add(
+            "six.gif",
+            &cases().join("inputs/gif_anim_6frames_partial_subrects_120.gif"),
+        );
+    let server = Server::start(&originals.root);
+    for (url, count) in
+        [("/img/w_16,f_auto/five.gif", 5), ("/img/w_60,f_auto/six.gif", 6)]
+    {
+        let hit = miss_then_hit(&server, url, BROWSER);
+        assert_eq!(decode(&hit).format, "webp", "{url}");
+        assert_eq!(frames(&hit).len(), count, "{url}: every frame kept");
+    }
+}
+
+/// Without WebP in `Accept`, an animation goes out as GIF, the format
+/// every browser animates; never as WebP made for another client.
+#[test]
+fn auto_sends_an_animation_as_gif_where_webp_is_not_taken() {
+    let server = Server::start(&corpus());
+    let url = "/img/w_16,f_auto/animated/any-disposal-5f-32x32.gif";
+    let webp = miss_then_hit(&server, url, BROWSER);
+    assert_eq!(decode(&webp).format, "webp");
+    let safari = server.get_with(url, &[("Accept", SAFARI)]);
+    assert_eq!(safari.header("x-imgworker"), Some("hit"), "the same file");
+    assert_eq!(safari.body, webp.body);
+    for accept in ["*/*", "image/avif,*/*"] {
+        let reply = server.get_with(url, &[("Accept", accept)]);
+        assert_eq!(reply.status, 200, "{accept}: {}", reply.text());
+        assert_eq!(decode(&reply).format, "gif", "{accept}");
+        assert_eq!(frames(&reply).len(), 5, "{accept}: every frame kept");
+    }
+    let hit = miss_then_hit(
+        &server,
+        "/img/w_20,f_auto/animated/rotating-squares-9f-80x80.webp",
+        "*/*",
+    );
+    assert_eq!(decode(&hit).format, "gif", "an animated WebP too");
+    assert_eq!(frames(&hit).len(), 9);
+}
+
+/// A still keeps AVIF for a browser that takes it, even after a browser
+/// without AVIF was sent the WebP of the same URL.
+#[test]
+fn auto_still_sends_a_browser_a_still_as_avif() {
+    let server = Server::start(&corpus());
+    let url = format!("/img/w_60,f_auto/{SAW}");
+    let webp = miss_then_hit(&server, &url, "image/webp,*/*");
+    assert_eq!(decode(&webp).format, "webp");
+    let avif = miss_then_hit(&server, &url, BROWSER);
+    let image = decode(&avif);
+    assert_eq!(image.format, "avif");
+    assert_eq!((image.width, image.height), (60, 49));
+    let safari = server.get_with(&url, &[("Accept", SAFARI)]);
+    assert_eq!(safari.header("x-imgworker"), Some("hit"), "the same file");
+    assert_eq!(safari.body, avif.body);
 }
 
 #[test]

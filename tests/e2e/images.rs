@@ -79,3 +79,22 @@ pub fn pixel_at(image: &DynamicImage, fx: f64, fy: f64) -> [u8; 4] {
     let y = ((h as f64 * fy) as u32).min(h - 1);
     image.to_rgba8().get_pixel(x, y).0
 }
+
+/// The frames of an animated GIF or WebP answer, each composed.
+pub fn frames(reply: &Reply) -> Vec<image::Frame> {
+    use image::AnimationDecoder;
+
+    let cursor = std::io::Cursor::new(&reply.body);
+    let frames = match decode(reply).format {
+        "gif" => image::codecs::gif::GifDecoder::new(cursor)
+            .unwrap()
+            .into_frames()
+            .collect_frames(),
+        "webp" => image::codecs::webp::WebPDecoder::new(cursor)
+            .unwrap()
+            .into_frames()
+            .collect_frames(),
+        other => panic!("{other} cannot hold an animation"),
+    };
+    frames.expect("every frame decodes")
+}
