@@ -118,6 +118,8 @@ struct Master {
     last_status: String,
     watchdog: Option<Duration>,
     last_watchdog: Instant,
+    /// Requests in hand when a stop's deadline killed their workers.
+    lost_at_stop: usize,
 }
 
 /// Runs the pool until it is told to stop; an error if it had to give up.
@@ -147,6 +149,7 @@ pub fn run(source: ConfigSource) -> anyhow::Result<()> {
         last_status: String::new(),
         watchdog: sys::systemd_watchdog(),
         last_watchdog: Instant::now(),
+        lost_at_stop: 0,
     };
     info!(
         "master started pid={} workers={} socket={} inherited={}",
@@ -541,14 +544,20 @@ impl Master {
     /// of them, so that none is lost without a word.
     fn report_stopped(&self) {
         let pid = std::process::id();
+        let lost = self.lost_at_stop;
         match self.queued() {
             Some(left) if left > 0 && !self.listener.inherited() => warn!(
-                "master stopped pid={pid} dropped={left}; connections \
-                 still queued close with the socket (Nginx answers 503)"
+                "master stopped pid={pid} lost={lost} dropped={left}; \
+                 connections still queued close with the socket (Nginx \
+                 answers 503)"
             ),
             Some(left) if left > 0 => info!(
-                "master stopped pid={pid} queued={left}; they wait in \
-                 systemd's socket for the next start"
+                "master stopped pid={pid} lost={lost} queued={left}; they \
+                 wait in systemd's socket for the next start"
+            ),
+            _ if lost > 0 => warn!(
+                "master stopped pid={pid} lost={lost}; requests in hand \
+                 were killed at the stop's deadline (Nginx answers 503)"
             ),
             _ => info!("master stopped pid={pid}"),
         }
@@ -574,6 +583,18 @@ impl Master {
                 wait.as_secs(),
                 self.workers.len()
             );
+            // Each request in hand is lost: say which, as a kill of a
+            // stuck worker does.
+            for worker in &self.workers {
+                if let Some(uri) = self.board.uri(worker.slot) {
+                    error!(
+                        "request lost pid={} slot={} uri={uri:?}; its worker \
+                         was killed at the stop's deadline",
+                        worker.pid, worker.slot
+                    );
+                    self.lost_at_stop += 1;
+                }
+            }
             self.signal_workers(Signal::SIGKILL);
             let deadline = Instant::now() + Duration::from_secs(5);
             while !self.workers.is_empty() && Instant::now() < deadline {

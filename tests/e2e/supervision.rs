@@ -182,6 +182,23 @@ fn a_fast_stop_says_how_many_queued_connections_it_dropped() {
     assert!(log.contains(" dropped=1; "), "{log}");
 }
 
+#[test]
+fn a_stop_that_runs_out_of_time_names_each_request_it_kills() {
+    let mut server =
+        Server::start_configured(&corpus(), 1, "shutdown_timeout_s = 1\n");
+    // Seconds of work: still rendering when the second is up.
+    let url = "/img/w_3000,f_avif/photos/milkyway-24mp-4000x6000.jpg";
+    let in_hand = server.get_in_background(url);
+    std::thread::sleep(Duration::from_millis(300));
+
+    assert!(server.stop_imgworker(Signal::SIGQUIT).success());
+    assert_eq!(in_hand.join().unwrap().status, 503, "Nginx's busy answer");
+    let log = server.log();
+    let lost = log.lines().find(|l| l.contains("request lost")).unwrap();
+    assert!(lost.contains(&format!("uri={url:?}")), "{lost}");
+    assert!(log.contains(" lost=1; "), "{log}");
+}
+
 /// Under socket activation the socket is systemd's: a graceful stop
 /// neither removes it nor empties its queue, and the next start serves
 /// what waits there.
