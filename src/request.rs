@@ -446,6 +446,14 @@ fn check_glide(
         if ctx.signer.enabled() {
             return Err(Failure::Signature(SignatureError::GlideUnsignable));
         }
+        // As with s_: unchecked, each value would be one more file.
+        if given.is_some() {
+            return Err(Failure::Options(OptionError::new(
+                "s",
+                "Glide signatures are not checked here (glide_sign_key is \
+                 not set); set it, or drop s from the URLs",
+            )));
+        }
         return Ok(());
     };
     let sent = request.param_str("REQUEST_URI").unwrap_or("");

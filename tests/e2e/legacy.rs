@@ -131,6 +131,23 @@ fn signed_glide_urls_are_checked_as_glide_checks_them() {
 }
 
 #[test]
+fn without_glide_sign_key_a_glide_signature_is_refused_not_cached() {
+    // Unchecked, every s= value would be one more file of the same image.
+    let server = Server::start(&corpus());
+    for s in ["f4a91335b4b835c58975f82299724667", "abc"] {
+        let reply = server.get(&format!("/glide/{SAW}?w=64&s={s}"));
+        assert_eq!(reply.status, 400, "{s}");
+        assert_eq!(
+            reply.text(),
+            "bad option: s: Glide signatures are not checked here \
+             (glide_sign_key is not set); set it, or drop s from the URLs\n"
+        );
+    }
+    assert!(server.cache_files().is_empty());
+    assert_eq!(server.get(&format!("/glide/{SAW}?w=64")).status, 200);
+}
+
+#[test]
 fn timthumb_parameters_mean_what_they_mean_to_timthumb() {
     let server = Server::start(&corpus());
     let table = [
