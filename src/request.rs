@@ -381,37 +381,64 @@ fn report(
     Answer::new(200, headers, body, note)
 }
 
-/// The native options Glide's and TimThumb's parameters become (see the
-/// maps in nginx/imgworker-http.conf), and the parameter each came from.
-const GLIDE_PARAMETERS: &[(&str, &str)] = &[
-    ("w", "w"),
-    ("h", "h"),
-    ("q", "q"),
-    ("fit", "fit"),
-    ("dpr", "dpr"),
-    ("r", "or"),
-    ("flip", "flip"),
-    ("sharpen", "sharp"),
-    ("blur", "blur"),
-    ("bg", "bg"),
-    ("f", "fm"),
-    ("crop", "crop"),
-    ("p", "p"),
+/// A parameter of Glide or TimThumb: the native option the snippet's maps
+/// turn it into (nginx/imgworker-http.conf), its name, and the values it
+/// takes, in the client's terms.
+struct Parameter {
+    option: &'static str,
+    name: &'static str,
+    takes: &'static str,
+}
+
+const fn parameter(
+    option: &'static str,
+    name: &'static str,
+    takes: &'static str,
+) -> Parameter {
+    Parameter { option, name, takes }
+}
+
+const PIXELS: &str = "a whole number of pixels";
+const QUALITY: &str = "a quality from 1 to 100";
+
+const GLIDE_PARAMETERS: &[Parameter] = &[
+    parameter("w", "w", PIXELS),
+    parameter("h", "h", PIXELS),
+    parameter("q", "q", QUALITY),
+    parameter(
+        "fit",
+        "fit",
+        "contain, max, fill, fill-max, stretch, crop, cover, \
+         crop-<position> or crop-<x%>-<y%>",
+    ),
+    // Only fit=crop-<x%>-<y%> makes a g_.
+    parameter("g", "fit", "crop-<x%>-<y%> with x and y from 0 to 100"),
+    parameter("dpr", "dpr", "a whole ratio from 1 to 8"),
+    parameter("r", "or", "auto, 0, 90, 180 or 270"),
+    parameter("flip", "flip", "h, v or both"),
+    parameter("sharpen", "sharp", "a whole number from 0 to 100"),
+    parameter("blur", "blur", "a whole number from 0 to 100"),
+    parameter("bg", "bg", "a colour as 3 or 6 hex digits, white or black"),
+    parameter("f", "fm", "jpg, pjpg, png, gif, webp or avif"),
+    parameter("crop", "crop", "W,H,X,Y in whole pixels"),
+    parameter("p", "p", "the name of a preset"),
 ];
-const TIMTHUMB_PARAMETERS: &[(&str, &str)] = &[
-    ("w", "w"),
-    ("h", "h"),
-    ("q", "q"),
-    ("fit", "zc"),
-    ("g", "a"),
-    ("sharpen", "s"),
-    ("bg", "cc"),
+const TIMTHUMB_PARAMETERS: &[Parameter] = &[
+    parameter("w", "w", PIXELS),
+    parameter("h", "h", PIXELS),
+    parameter("q", "q", QUALITY),
+    parameter("fit", "zc", "0, 1, 2 or 3"),
+    parameter("g", "a", "c, t, b, l, r, tl, tr, bl or br"),
+    parameter("sharpen", "s", "0 or 1"),
+    parameter("bg", "cc", "a colour as 3 or 6 hex digits"),
 ];
 
 /// A refused option of a translated Glide or TimThumb URL, told in the
-/// client's terms. The snippet turns a value of the wrong shape into the
-/// word "invalid" (so that no client text reaches the path); the client
-/// should read the parameter and the value it sent.
+/// client's terms: the parameter it sent, its value, and what that
+/// parameter takes. The snippet turns a value of the wrong shape into the
+/// word "invalid" (so that no client text reaches the path); a value of
+/// the right shape that a limit refuses (w=50000) keeps the limit's
+/// reason, under the client's name.
 fn in_legacy_terms(
     err: OptionError,
     request: &fastcgi::Request,
@@ -421,8 +448,7 @@ fn in_legacy_terms(
         Some("timthumb") => TIMTHUMB_PARAMETERS,
         _ => return err,
     };
-    let Some((_, parameter)) = table.iter().find(|(key, _)| *key == err.key())
-    else {
+    let Some(parameter) = table.iter().find(|p| p.option == err.key()) else {
         return err;
     };
     let sent = request.param_str("REQUEST_URI").unwrap_or("");
@@ -430,9 +456,18 @@ fn in_legacy_terms(
     // Nginx's $arg_ reads the first occurrence, as written.
     let value = query
         .split('&')
-        .find_map(|pair| pair.strip_prefix(*parameter)?.strip_prefix('='))
+        .find_map(|pair| pair.strip_prefix(parameter.name)?.strip_prefix('='))
         .unwrap_or("");
-    err.renamed(parameter, "invalid", value)
+    let misshapen = err.to_string().contains("\"invalid\"")
+        || (parameter.option == "g" && parameter.name == "fit");
+    if misshapen {
+        OptionError::new(
+            parameter.name,
+            format!("{value:?} is not {}", parameter.takes),
+        )
+    } else {
+        err.renamed(parameter.name)
+    }
 }
 
 /// Checks a translated Glide URL's signature against the URL the client

@@ -51,14 +51,10 @@ impl OptionError {
         &self.key
     }
 
-    /// The same error told in another URL's terms: `key` for the option's
-    /// name, and `value` where the reason quoted `placeholder`.
-    pub fn renamed(&self, key: &str, placeholder: &str, value: &str) -> Self {
-        let quoted = format!("{placeholder:?}");
-        OptionError {
-            key: key.to_string(),
-            reason: self.reason.replace(&quoted, &format!("{value:?}")),
-        }
+    /// The same error under another name for its option: the name a
+    /// Glide or TimThumb URL gave it.
+    pub fn renamed(&self, key: &str) -> Self {
+        OptionError { key: key.to_string(), reason: self.reason.clone() }
     }
 }
 
