@@ -331,39 +331,33 @@ impl Config {
     /// service's `ExecStartPre`, which runs as the service's user, refuses
     /// what the workers would fail on.
     pub fn check_paths(&self) -> Result<(), String> {
-        use nix::unistd::AccessFlags;
-        let may = |key: &str, path: &Path, flags, what: &str| {
-            nix::unistd::access(path, flags).map_err(|errno| {
-                format!(
-                    "{key}: {}: cannot be {what} by uid {}: {}",
-                    path.display(),
-                    nix::unistd::getuid(),
-                    errno.desc()
-                )
-            })
-        };
-        if !self.source_root.is_dir() {
+        use nix::unistd::{AccessFlags, access, getuid};
+        let (source, cache) = (&self.source_root, &self.cache_root);
+        if !source.exists() {
             return Err(format!(
-                "source_root: {} is not a directory",
-                self.source_root.display()
+                "source_root: {} does not exist",
+                source.display()
             ));
         }
-        may(
-            "source_root",
-            &self.source_root,
-            AccessFlags::R_OK | AccessFlags::X_OK,
-            "read",
-        )?;
-        if self.cache_root.exists() && !self.cache_root.is_dir() {
+        if !source.is_dir() {
             return Err(format!(
-                "cache_root: {} is not a directory",
-                self.cache_root.display()
+                "source_root: {} is not a directory",
+                source.display()
+            ));
+        }
+        if let Err(errno) =
+            access(source, AccessFlags::R_OK | AccessFlags::X_OK)
+        {
+            return Err(format!(
+                "source_root: {}: cannot be read by uid {}: {}",
+                source.display(),
+                getuid(),
+                errno.desc()
             ));
         }
         // A missing cache root is made at start: its nearest existing
-        // ancestor must then be writable.
-        let existing = self
-            .cache_root
+        // ancestor must then be a writable directory.
+        let existing = cache
             .ancestors()
             .find(|dir| dir.exists())
             .unwrap_or(Path::new("/"));
@@ -373,12 +367,25 @@ impl Config {
                 existing.display()
             ));
         }
-        may(
-            "cache_root",
-            existing,
-            AccessFlags::W_OK | AccessFlags::X_OK,
-            "written",
-        )?;
+        if let Err(errno) =
+            access(existing, AccessFlags::W_OK | AccessFlags::X_OK)
+        {
+            let uid = getuid();
+            let errno = errno.desc();
+            return Err(if existing == cache.as_path() {
+                format!(
+                    "cache_root: {}: cannot be written by uid {uid}: {errno}",
+                    cache.display()
+                )
+            } else {
+                format!(
+                    "cache_root: {} does not exist, and {} cannot be written \
+                     by uid {uid} to make it: {errno}",
+                    cache.display(),
+                    existing.display()
+                )
+            });
+        }
         Ok(())
     }
 
@@ -414,11 +421,11 @@ impl Config {
 fn plain_types(message: &str) -> String {
     let mut message = message.to_string();
     for (rust, plain) in [
-        ("usize", "a whole number"),
-        ("u64", "a whole number"),
-        ("u32", "a whole number"),
-        ("u16", "a whole number"),
-        ("u8", "a whole number"),
+        ("usize", "a whole number, 0 or more"),
+        ("u64", "a whole number, 0 or more"),
+        ("u32", "a whole number, 0 or more"),
+        ("u16", "a whole number, 0 or more"),
+        ("u8", "a whole number, 0 or more"),
         ("i64", "a whole number"),
         ("i32", "a whole number"),
         ("f64", "a number"),
@@ -466,6 +473,8 @@ mod tests {
         let err = Config::parse("max_rss_mb = 512.5\n").unwrap_err();
         assert!(err.contains("expected a whole number"), "{err}");
         assert!(!err.contains("u64"), "{err}");
+        let err = Config::parse("max_frames = -1\n").unwrap_err();
+        assert!(err.contains("expected a whole number, 0 or more"), "{err}");
     }
 
     #[test]

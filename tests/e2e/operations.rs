@@ -205,7 +205,7 @@ fn check_config_accepts_the_example_and_names_the_key_of_a_bad_file() {
         ("workers = \"two\"\n", "bad.toml: line 1: workers: invalid type"),
         (
             "source_root = \"/nonexistent/originals\"\n",
-            "bad.toml: source_root: /nonexistent/originals is not a directory",
+            "bad.toml: source_root: /nonexistent/originals does not exist",
         ),
         (
             "workers = 2\nqualty = 5\n",

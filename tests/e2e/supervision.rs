@@ -334,7 +334,7 @@ fn a_pool_whose_workers_cannot_start_gives_up_loudly() {
         &dir.path().join("cache"),
     );
     assert!(!started);
-    assert!(log.contains("no-such-source-root is not a directory"), "{log}");
+    assert!(log.contains("no-such-source-root does not exist"), "{log}");
 
     // So is a cache root under a file.
     std::fs::write(dir.path().join("file"), b"").unwrap();
