@@ -223,11 +223,13 @@ fn make(
         }
     }
 
-    // The URL: /img/<options>/<path of the original>.
+    // The URL: /img/<options>/<path of the original>, rewritten by the
+    // snippet from a Glide or TimThumb URL if `via` says so.
+    let via = request.param_str("IMGWORKER_VIA");
     let (segment, path) = split_uri(uri).map_err(|failure| {
         // TimThumb's src was refused by the snippet (a remote URL, dot
         // segments, none): the rewritten /img/ URL would only confuse.
-        match request.param_str("IMGWORKER_VIA") {
+        match via {
             Some("timthumb") => Failure::BadPath {
                 path: "/timthumb.php".to_string(),
                 reason: "src: not the path of an original (remote URLs and \
@@ -238,7 +240,7 @@ fn make(
     })?;
     // gs_ is Glide's signature, and only a Glide URL the snippet
     // translated may carry one; anywhere else it is an unknown option.
-    let via_glide = request.param_str("IMGWORKER_VIA") == Some("glide");
+    let via_glide = via == Some("glide");
     let (segment, glide_signature) = if via_glide {
         signing::split_item(segment, "gs_")
     } else {
@@ -262,8 +264,10 @@ fn make(
              s_ option",
         )));
     }
-    let options = Options::parse_with(&segment, &ctx.rules)
-        .map_err(|err| Failure::Options(in_legacy_terms(err, request)))?;
+    let options =
+        Options::parse_with(&segment, &ctx.rules).map_err(|err| {
+            Failure::Options(in_legacy_terms(err, via, request, &segment))
+        })?;
     let key =
         SourcePath::new(uri.trim_start_matches('/')).map_err(|reason| {
             Failure::BadPath { path: uri.to_string(), reason }
@@ -434,16 +438,20 @@ const TIMTHUMB_PARAMETERS: &[Parameter] = &[
 ];
 
 /// A refused option of a translated Glide or TimThumb URL, told in the
-/// client's terms: the parameter it sent, its value, and what that
-/// parameter takes. The snippet turns a value of the wrong shape into the
-/// word "invalid" (so that no client text reaches the path); a value of
-/// the right shape that a limit refuses (w=50000) keeps the limit's
-/// reason, under the client's name.
+/// client's terms. Where the client's value reached the option as written
+/// (w=50000 as w_50000), the option's own reason holds, under the
+/// parameter's name. Where the snippet's maps made something else of it
+/// (a value of the wrong shape becomes the word "invalid", so that no
+/// client text reaches the path; fit=crop-120-50 becomes g_fp-120-50),
+/// that reason would speak of a value the client never sent: the answer
+/// says what the parameter takes instead.
 fn in_legacy_terms(
     err: OptionError,
+    via: Option<&str>,
     request: &fastcgi::Request,
+    segment: &str,
 ) -> OptionError {
-    let table = match request.param_str("IMGWORKER_VIA") {
+    let table = match via {
         Some("glide") => GLIDE_PARAMETERS,
         Some("timthumb") => TIMTHUMB_PARAMETERS,
         _ => return err,
@@ -458,15 +466,16 @@ fn in_legacy_terms(
         .split('&')
         .find_map(|pair| pair.strip_prefix(parameter.name)?.strip_prefix('='))
         .unwrap_or("");
-    let misshapen = err.to_string().contains("\"invalid\"")
-        || (parameter.option == "g" && parameter.name == "fit");
-    if misshapen {
+    let translated = segment.split(',').find_map(|item| {
+        item.strip_prefix(parameter.option)?.strip_prefix('_')
+    });
+    if translated == Some(value) {
+        err.renamed(parameter.name)
+    } else {
         OptionError::new(
             parameter.name,
             format!("{value:?} is not {}", parameter.takes),
         )
-    } else {
-        err.renamed(parameter.name)
     }
 }
 
