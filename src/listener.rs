@@ -17,10 +17,8 @@ pub struct Listener {
     /// The path we bound, until it is removed.
     created: Option<PathBuf>,
     /// The path and queue length we bound with, to compare a reloaded
-    /// configuration with (none for systemd's socket, which ignores both).
+    /// configuration with; none for systemd's socket, which ignores both.
     bound: Option<(PathBuf, i32)>,
-    /// Whether systemd passed the socket.
-    inherited: bool,
 }
 
 impl Listener {
@@ -29,12 +27,7 @@ impl Listener {
     pub fn open(path: &Path, mode: u32, backlog: i32) -> io::Result<Listener> {
         if let Some(socket) = sys::systemd_listener()? {
             socket.set_nonblocking(true)?;
-            return Ok(Listener {
-                socket,
-                created: None,
-                bound: None,
-                inherited: true,
-            });
+            return Ok(Listener { socket, created: None, bound: None });
         }
         let context = |err: io::Error| {
             io::Error::new(err.kind(), format!("{}: {err}", path.display()))
@@ -73,7 +66,6 @@ impl Listener {
             socket,
             created: Some(path.to_path_buf()),
             bound: Some((path.to_path_buf(), backlog)),
-            inherited: false,
         })
     }
 
@@ -85,7 +77,7 @@ impl Listener {
 
     /// Whether systemd passed the socket.
     pub fn inherited(&self) -> bool {
-        self.inherited
+        self.bound.is_none()
     }
 
     /// Removes the socket file if we made it, once: new connections fail

@@ -118,8 +118,6 @@ struct Master {
     last_status: String,
     watchdog: Option<Duration>,
     last_watchdog: Instant,
-    /// Requests in hand when a stop's deadline killed their workers.
-    lost_at_stop: usize,
 }
 
 /// Runs the pool until it is told to stop; an error if it had to give up.
@@ -149,7 +147,6 @@ pub fn run(source: ConfigSource) -> anyhow::Result<()> {
         last_status: String::new(),
         watchdog: sys::systemd_watchdog(),
         last_watchdog: Instant::now(),
-        lost_at_stop: 0,
     };
     info!(
         "master started pid={} workers={} socket={} inherited={}",
@@ -164,7 +161,7 @@ pub fn run(source: ConfigSource) -> anyhow::Result<()> {
     // queueing for workers that are leaving.
     master.listener.remove();
     let timeout = Duration::from_secs(master.config.shutdown_timeout_s);
-    match &result {
+    let lost = match &result {
         // Only once nothing new can join the queue may the workers empty
         // it; a socket systemd owns keeps its queue for the next start.
         Ok(Stop::Graceful) if !master.listener.inherited() => {
@@ -172,8 +169,8 @@ pub fn run(source: ConfigSource) -> anyhow::Result<()> {
         }
         Ok(Stop::Graceful) => master.stop_workers(timeout, Signal::SIGTERM),
         _ => master.stop_workers(FAST_STOP.min(timeout), Signal::SIGTERM),
-    }
-    master.report_stopped();
+    };
+    master.report_stopped(lost);
     result.map(|_| ())
 }
 
@@ -540,11 +537,11 @@ impl Master {
         self.queued().map_or("unknown".into(), |n| n.to_string())
     }
 
-    /// The last line: and, if connections are still queued, what becomes
-    /// of them, so that none is lost without a word.
-    fn report_stopped(&self) {
+    /// The last line: how many requests in hand the stop killed (`lost`)
+    /// and, if connections are still queued, what becomes of them, so that
+    /// none is lost without a word.
+    fn report_stopped(&self, lost: usize) {
         let pid = std::process::id();
-        let lost = self.lost_at_stop;
         match self.queued() {
             Some(left) if left > 0 && !self.listener.inherited() => warn!(
                 "master stopped pid={pid} lost={lost} dropped={left}; \
@@ -565,8 +562,9 @@ impl Master {
 
     /// Sends every worker `signal` (TERM: stop after the request in hand;
     /// QUIT: and after the queue), waits up to `wait`, then kills the
-    /// rest.
-    fn stop_workers(&mut self, wait: Duration, signal: Signal) {
+    /// rest; how many requests in hand were lost with them.
+    fn stop_workers(&mut self, wait: Duration, signal: Signal) -> usize {
+        let mut lost = 0;
         self.signal_workers(signal);
         let deadline = Instant::now() + wait;
         while !self.workers.is_empty() && Instant::now() < deadline {
@@ -592,7 +590,7 @@ impl Master {
                          was killed at the stop's deadline",
                         worker.pid, worker.slot
                     );
-                    self.lost_at_stop += 1;
+                    lost += 1;
                 }
             }
             self.signal_workers(Signal::SIGKILL);
@@ -602,6 +600,7 @@ impl Master {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        lost
     }
 
     /// Reaps without replacing: used while stopping.

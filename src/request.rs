@@ -319,7 +319,7 @@ fn make(
 
     // Written beside where Nginx looks next time; `finish` puts it there.
     let extension =
-        options.output.extension(derivative.format, derivative.animated);
+        options.output.extension(derivative.format, derivative.is_animation());
     let path = ctx.cache.path_of(key.as_str(), extension);
     let (pending, unstorable) = match ctx.cache.write(&path, &derivative.bytes)
     {
@@ -345,7 +345,7 @@ fn make(
         derivative.format.extension(),
         derivative.bytes.len()
     );
-    if derivative.frames > 1 {
+    if derivative.is_animation() {
         note = format!("{note} frames={}", derivative.frames);
     }
     let unstored = unstorable.is_some();

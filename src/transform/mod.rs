@@ -249,8 +249,6 @@ impl Settings {
 pub struct Derivative {
     pub bytes: Vec<u8>,
     pub format: Format,
-    /// Whether it holds every frame of an animation.
-    pub animated: bool,
     pub source_width: i32,
     pub source_height: i32,
     /// The size of one frame.
@@ -258,6 +256,13 @@ pub struct Derivative {
     pub height: i32,
     /// Frames of an animation; 1 for a still.
     pub frames: i32,
+}
+
+impl Derivative {
+    /// Whether it holds every frame of an animation.
+    pub fn is_animation(&self) -> bool {
+        self.frames > 1
+    }
 }
 
 /// Makes the derivative of `bytes` that `options` ask for.
@@ -420,7 +425,6 @@ pub fn render(
     Ok(Derivative {
         bytes,
         format,
-        animated: animate,
         source_width: upright_w,
         source_height: upright_h,
         width: image.width(),
