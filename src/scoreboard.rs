@@ -220,9 +220,9 @@ impl Scoreboard {
 
     /// A worker has read its request's URI. A reader racing the write
     /// may see part of it; the master reads it seconds later, if ever.
-    pub fn set_uri(&self, index: usize, uri: &str) {
+    pub fn set_uri(&self, index: usize, uri: &[u8]) {
         let slot = self.slot(index);
-        let bytes = &uri.as_bytes()[..uri.len().min(URI_CELLS * 8)];
+        let bytes = &uri[..uri.len().min(URI_CELLS * 8)];
         slot.uri_len.store(0, Relaxed);
         for (cell, chunk) in slot.uri.iter().zip(bytes.chunks(8)) {
             let mut word = [0u8; 8];
@@ -355,14 +355,14 @@ mod tests {
         board.claim(1, 1);
         assert_eq!(board.uri(1), None);
         board.begin_request(1);
-        board.set_uri(1, "/img/w_300,f_webp/photos/a.jpg");
+        board.set_uri(1, b"/img/w_300,f_webp/photos/a.jpg");
         assert_eq!(
             board.uri(1).as_deref(),
             Some("/img/w_300,f_webp/photos/a.jpg")
         );
         // A long one is cut, never spilt into the next slot.
         let long = format!("/img/w_1/{}", "x".repeat(1000));
-        board.set_uri(1, &long);
+        board.set_uri(1, long.as_bytes());
         assert_eq!(board.uri(1).unwrap(), long[..URI_CELLS * 8]);
         assert_eq!(board.uri(2), None);
         board.end_request(1, 5, false, false);

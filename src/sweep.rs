@@ -19,9 +19,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// The extensions a derivative can have; `awebp` is `f_auto`'s animated
+use crate::transform::output::ANIMATED_WEBP;
+
+/// The extensions a derivative can have, the last `f_auto`'s animated
 /// WebP (see the output module).
-const EXTENSIONS: [&str; 6] = ["jpg", "png", "webp", "avif", "gif", "awebp"];
+const EXTENSIONS: [&str; 6] =
+    ["jpg", "png", "webp", "avif", "gif", ANIMATED_WEBP];
 
 /// Hidden files left by an interrupted write are removed after this long.
 const STALE_TEMP_SECS: u64 = 3600;

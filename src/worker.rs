@@ -211,7 +211,7 @@ fn serve_connection(
         }
     };
     if let Some(uri) = req.param("REQUEST_URI") {
-        ctx.board.set_uri(slot, &String::from_utf8_lossy(uri));
+        ctx.board.set_uri(slot, uri);
     }
     let answer = request::answer(ctx, &req);
     let rendered = answer.rendered;
