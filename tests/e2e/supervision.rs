@@ -281,27 +281,22 @@ fn fastcgi_get_in_background(
     socket: &Path,
     uri: &str,
 ) -> std::thread::JoinHandle<bool> {
-    // Records: version 1, type, request id 1, content length, no padding.
-    let record = |kind: u8, content: &[u8]| {
-        let len = (content.len() as u16).to_be_bytes();
-        let mut bytes = vec![1, kind, 0, 1, len[0], len[1], 0, 0];
-        bytes.extend_from_slice(content);
-        bytes
-    };
-    let mut params = Vec::new();
+    use imgworker::fastcgi::{params, record};
+    let mut block = Vec::new();
     for (name, value) in [
         ("REQUEST_METHOD", "GET"),
         ("DOCUMENT_URI", uri),
         ("REQUEST_URI", uri),
     ] {
-        params.extend([name.len() as u8, value.len() as u8]);
-        params.extend_from_slice(name.as_bytes());
-        params.extend_from_slice(value.as_bytes());
+        params::encode(name.as_bytes(), value.as_bytes(), &mut block);
     }
-    let mut request = record(1, &[0, 1, 0, 0, 0, 0, 0, 0]);
-    request.extend(record(4, &params));
-    request.extend(record(4, &[]));
-    request.extend(record(5, &[]));
+    let role = record::RESPONDER.to_be_bytes();
+    let begin = [role[0], role[1], 0, 0, 0, 0, 0, 0];
+    let mut request = Vec::new();
+    record::push_record(&mut request, record::BEGIN_REQUEST, 1, &begin);
+    record::push_record(&mut request, record::PARAMS, 1, &block);
+    record::push_record(&mut request, record::PARAMS, 1, &[]);
+    record::push_record(&mut request, record::STDIN, 1, &[]);
     let mut stream = UnixStream::connect(socket).unwrap();
     stream.write_all(&request).unwrap();
     std::thread::spawn(move || {
