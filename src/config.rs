@@ -322,6 +322,15 @@ impl Config {
                 ));
             }
         }
+        roots_apart(&self.source_root, &self.cache_root)?;
+        if self.glide_sign_key.as_deref().is_some_and(|k| k.trim().is_empty())
+        {
+            return Err(
+                "glide_sign_key: is empty, so anyone could sign; set \
+                        the site's Glide key, or remove the line"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -367,6 +376,13 @@ impl Config {
                 existing.display()
             ));
         }
+        // The same, through symbolic links.
+        let real = |path: &Path| path.canonicalize().unwrap_or(path.into());
+        let real_cache = match cache.strip_prefix(existing) {
+            Ok(rest) => real(existing).join(rest),
+            Err(_) => cache.clone(),
+        };
+        roots_apart(&real(source), &real_cache)?;
         if let Err(errno) =
             access(existing, AccessFlags::W_OK | AccessFlags::X_OK)
         {
@@ -414,6 +430,21 @@ impl Config {
         }
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     }
+}
+
+/// Refuses a cache tree that is, holds or lies in the source tree: sweep
+/// and purge delete what looks like a derivative under the cache root,
+/// and an original named like one (`img/a/b.jpg`) would go with them.
+fn roots_apart(source: &Path, cache: &Path) -> Result<(), String> {
+    if source.starts_with(cache) || cache.starts_with(source) {
+        return Err(format!(
+            "cache_root: {} and source_root {} overlap; sweep would delete \
+             originals as derivatives. Give the cache a directory of its own",
+            cache.display(),
+            source.display()
+        ));
+    }
+    Ok(())
 }
 
 /// toml names the Rust type it wanted ("expected usize"); a sysadmin
@@ -475,6 +506,47 @@ mod tests {
         assert!(!err.contains("u64"), "{err}");
         let err = Config::parse("max_frames = -1\n").unwrap_err();
         assert!(err.contains("expected a whole number, 0 or more"), "{err}");
+    }
+
+    #[test]
+    fn the_cache_tree_never_overlaps_the_originals() {
+        for (source, cache) in [
+            ("/srv/images", "/srv/images"),
+            ("/srv/images", "/srv/images/cache"),
+            ("/srv/images/cache/originals", "/srv/images/cache"),
+        ] {
+            let text =
+                format!("source_root = {source:?}\ncache_root = {cache:?}\n");
+            let err = Config::parse(&text).unwrap_err();
+            assert!(err.starts_with("cache_root: "), "{err}");
+            assert!(err.contains("overlap"), "{err}");
+        }
+        let apart = "source_root = \"/srv/images\"\n\
+                     cache_root = \"/srv/images-cache\"\n";
+        assert!(Config::parse(apart).is_ok(), "a shared prefix is no overlap");
+    }
+
+    #[test]
+    fn a_cache_root_reached_through_a_link_into_the_originals_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("originals");
+        std::fs::create_dir_all(source.join("inner")).unwrap();
+        let link = dir.path().join("cache");
+        std::os::unix::fs::symlink(source.join("inner"), &link).unwrap();
+        let config = Config {
+            source_root: source,
+            cache_root: link.join("tree"),
+            ..Config::default()
+        };
+        config.check().unwrap();
+        let err = config.check_paths().unwrap_err();
+        assert!(err.contains("overlap"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_glide_key_is_refused() {
+        let err = Config::parse("glide_sign_key = \"\"\n").unwrap_err();
+        assert!(err.starts_with("glide_sign_key: is empty"), "{err}");
     }
 
     #[test]

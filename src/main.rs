@@ -105,6 +105,8 @@ impl RootArgs {
         if let Some(root) = &self.cache_root {
             config.cache_root = absolute(root.clone())?;
         }
+        // Flags over the file: overlapping roots would sweep originals.
+        config.check().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 }

@@ -310,6 +310,27 @@ fn check_config_refuses_roots_the_service_user_cannot_use() {
 }
 
 #[test]
+fn sweep_refuses_a_cache_root_inside_the_originals_and_deletes_nothing() {
+    // An original named like a derivative, under what would be the cache.
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("img/gallery/holiday.jpg");
+    std::fs::create_dir_all(original.parent().unwrap()).unwrap();
+    std::fs::copy(corpus().join("photos/flickr-saw-2725x2225.jpg"), &original)
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args(["sweep", "--config", "/nonexistent.toml", "--source-root"])
+        .arg(dir.path())
+        .arg("--cache-root")
+        .arg(dir.path().join("img"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("overlap"), "{stderr}");
+    assert!(original.exists(), "the original is kept");
+}
+
+#[test]
 fn systemd_units_verify() {
     let Ok(version) =
         Command::new("systemd-analyze").arg("--version").output()
