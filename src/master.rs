@@ -120,6 +120,15 @@ struct Master {
     last_watchdog: Instant,
 }
 
+/// One line for one request a worker took with it: Nginx answered that
+/// client 503.
+fn lost(worker: &Worker, uri: &str, why: &str) {
+    error!(
+        "request lost pid={} slot={} uri={uri:?}; {why}",
+        worker.pid, worker.slot
+    );
+}
+
 /// Runs the pool until it is told to stop; an error if it had to give up.
 pub fn run(source: ConfigSource) -> anyhow::Result<()> {
     let config = source.load()?;
@@ -364,7 +373,7 @@ impl Master {
             let worker = self.workers.remove(index);
             // A worker that reached its accept loop has published its pid.
             let was_ready = self.board.view(worker.slot).pid != 0;
-            let in_hand = self.board.uri(worker.slot);
+            let in_hand = self.board.uris_in_hand(worker.slot);
             self.board.release(worker.slot);
             self.after_exit(&worker, status, was_ready, in_hand)?;
         }
@@ -375,19 +384,15 @@ impl Master {
         worker: &Worker,
         status: WaitStatus,
         was_ready: bool,
-        in_hand: Option<String>,
+        in_hand: Vec<String>,
     ) -> anyhow::Result<()> {
         let uptime = worker.started.elapsed();
-        let mut fields = format!(
+        let fields = format!(
             "pid={} slot={} uptime_s={}",
             worker.pid,
             worker.slot,
             uptime.as_secs()
         );
-        // The request it died on: that client had a 503 from Nginx.
-        if let Some(uri) = in_hand {
-            fields = format!("{fields} uri={uri:?}");
-        }
         match status {
             WaitStatus::Exited(_, worker::EXIT_BOOT_FAILED) => {
                 return self.boot_failed(worker, &fields);
@@ -402,6 +407,10 @@ impl Master {
                 error!("worker killed {fields} signal={signal}")
             }
             _ => {}
+        }
+        // The requests it died with: those clients had a 503 from Nginx.
+        for uri in &in_hand {
+            lost(worker, uri, "its worker died");
         }
         if worker.retiring || worker.generation != self.generation {
             return Ok(());
@@ -564,7 +573,7 @@ impl Master {
     /// QUIT: and after the queue), waits up to `wait`, then kills the
     /// rest; how many requests in hand were lost with them.
     fn stop_workers(&mut self, wait: Duration, signal: Signal) -> usize {
-        let mut lost = 0;
+        let mut count = 0;
         self.signal_workers(signal);
         let deadline = Instant::now() + wait;
         while !self.workers.is_empty() && Instant::now() < deadline {
@@ -581,16 +590,17 @@ impl Master {
                 wait.as_secs(),
                 self.workers.len()
             );
-            // Each request in hand is lost: say which, as a kill of a
-            // stuck worker does.
+            // Each request in hand is lost: say which, as the death of a
+            // worker does.
             for worker in &self.workers {
-                if let Some(uri) = self.board.uri(worker.slot) {
-                    error!(
-                        "request lost pid={} slot={} uri={uri:?}; its worker \
-                         was killed at the stop's deadline",
-                        worker.pid, worker.slot
+                for uri in self.board.uris_in_hand(worker.slot) {
+                    lost(
+                        worker,
+                        &uri,
+                        "its worker was killed at the stop's \
+                                        deadline",
                     );
-                    lost += 1;
+                    count += 1;
                 }
             }
             self.signal_workers(Signal::SIGKILL);
@@ -600,7 +610,7 @@ impl Master {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        lost
+        count
     }
 
     /// Reaps without replacing: used while stopping.

@@ -19,10 +19,66 @@ use crate::sys;
 /// Slots for workers, current and retiring after a reload.
 pub const MAX_SLOTS: usize = 512;
 
-/// Cells of a slot that hold the URI of the request in hand, eight bytes
-/// each: the master names it when it kills a worker stuck on it or finds
-/// one killed mid-request. Longer URIs are cut.
+/// Cells of one held URI, eight bytes each; longer URIs are cut.
 const URI_CELLS: usize = 32;
+
+/// Requests a worker may have rendered and not yet answered: one in each
+/// of its finisher threads, which flush, name and answer them while the
+/// next one renders (see the worker module), and one waiting for a free
+/// finisher. More than its number of finishers.
+pub const COMMITTING: usize = 4;
+
+/// A held URI's length while a writer fills it in.
+const CLAIMED: u64 = u64::MAX;
+
+/// The URI of one request in hand. The master names it when it kills a
+/// worker stuck on it, finds one killed, or kills one at a stop's
+/// deadline: each is a request lost.
+#[repr(C)]
+#[derive(Default)]
+struct HeldUri {
+    /// Bytes of `cells` in use; 0 when free, [`CLAIMED`] while written.
+    len: AtomicU64,
+    cells: [AtomicU64; URI_CELLS],
+}
+
+impl HeldUri {
+    /// A reader racing the write may see part of it; the master reads it
+    /// seconds later, if ever.
+    fn store(&self, uri: &[u8]) {
+        let bytes = &uri[..uri.len().min(URI_CELLS * 8)];
+        self.len.store(CLAIMED, Relaxed);
+        for (cell, chunk) in self.cells.iter().zip(bytes.chunks(8)) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            cell.store(u64::from_le_bytes(word), Relaxed);
+        }
+        self.len.store(bytes.len() as u64, Relaxed);
+    }
+
+    fn load(&self) -> Option<String> {
+        let len = self.len.load(Relaxed);
+        if len == 0 || len == CLAIMED {
+            return None;
+        }
+        let bytes: Vec<u8> = self
+            .cells
+            .iter()
+            .flat_map(|cell| cell.load(Relaxed).to_le_bytes())
+            .take((len as usize).min(URI_CELLS * 8))
+            .collect();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Takes the cell if it is free.
+    fn claim(&self) -> bool {
+        self.len.compare_exchange(0, CLAIMED, Relaxed, Relaxed).is_ok()
+    }
+
+    fn clear(&self) {
+        self.len.store(0, Relaxed);
+    }
+}
 
 /// What a worker is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +131,17 @@ pub struct Slot {
     slow: AtomicU64,
     last_duration_ms: AtomicU64,
     generation: AtomicU64,
-    /// Bytes of `uri` in use; 0 when no request is in hand.
-    uri_len: AtomicU64,
-    uri: [AtomicU64; URI_CELLS],
+    /// The request the worker's main thread reads and renders.
+    rendering: HeldUri,
+    /// Requests its finisher threads are flushing and answering.
+    committing: [HeldUri; COMMITTING],
+}
+
+impl Slot {
+    fn clear_uris(&self) {
+        self.rendering.clear();
+        self.committing.iter().for_each(HeldUri::clear);
+    }
 }
 
 /// Counts for the pool as a whole, kept across worker restarts.
@@ -182,7 +246,7 @@ impl Scoreboard {
         slot.slow.store(0, Relaxed);
         slot.last_duration_ms.store(0, Relaxed);
         slot.generation.store(generation, Relaxed);
-        slot.uri_len.store(0, Relaxed);
+        slot.clear_uris();
     }
 
     /// The master frees the slot of a worker that has exited.
@@ -191,7 +255,7 @@ impl Scoreboard {
         slot.state.store(State::Empty as u64, Relaxed);
         slot.pid.store(0, Relaxed);
         slot.busy_since_ms.store(0, Relaxed);
-        slot.uri_len.store(0, Relaxed);
+        slot.clear_uris();
     }
 
     /// A worker says it has started and waits for connections.
@@ -218,34 +282,41 @@ impl Scoreboard {
         self.pool().max_active.fetch_max(active, Relaxed);
     }
 
-    /// A worker has read its request's URI. A reader racing the write
-    /// may see part of it; the master reads it seconds later, if ever.
+    /// A worker has read its request's URI.
     pub fn set_uri(&self, index: usize, uri: &[u8]) {
-        let slot = self.slot(index);
-        let bytes = &uri[..uri.len().min(URI_CELLS * 8)];
-        slot.uri_len.store(0, Relaxed);
-        for (cell, chunk) in slot.uri.iter().zip(bytes.chunks(8)) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            cell.store(u64::from_le_bytes(word), Relaxed);
-        }
-        slot.uri_len.store(bytes.len() as u64, Relaxed);
+        self.slot(index).rendering.store(uri);
     }
 
-    /// The URI of the request the slot's worker has in hand, if any.
+    /// The URI of the request the slot's worker is rendering, if any.
     pub fn uri(&self, index: usize) -> Option<String> {
+        self.slot(index).rendering.load()
+    }
+
+    /// A worker hands the request it rendered to a finisher thread: its
+    /// URI moves to a cell of its own until [`Scoreboard::committed`],
+    /// which is given the cell's number. `None` if every cell is taken.
+    pub fn commit_uri(&self, index: usize) -> Option<usize> {
         let slot = self.slot(index);
-        let len = (slot.uri_len.load(Relaxed) as usize).min(URI_CELLS * 8);
-        if len == 0 {
-            return None;
-        }
-        let bytes: Vec<u8> = slot
-            .uri
-            .iter()
-            .flat_map(|cell| cell.load(Relaxed).to_le_bytes())
-            .take(len)
-            .collect();
-        Some(String::from_utf8_lossy(&bytes).into_owned())
+        let uri = slot.rendering.load()?;
+        let cell = slot.committing.iter().position(HeldUri::claim)?;
+        slot.committing[cell].store(uri.as_bytes());
+        slot.rendering.clear();
+        Some(cell)
+    }
+
+    /// A finisher thread has answered the request in `cell`.
+    pub fn committed(&self, index: usize, cell: usize) {
+        self.slot(index).committing[cell].clear();
+    }
+
+    /// Every request the slot's worker holds: the one rendering and those
+    /// being committed. What its death loses.
+    pub fn uris_in_hand(&self, index: usize) -> Vec<String> {
+        let slot = self.slot(index);
+        std::iter::once(&slot.rendering)
+            .chain(&slot.committing)
+            .filter_map(HeldUri::load)
+            .collect()
     }
 
     /// A worker finished a request that took `ms`.
@@ -260,7 +331,7 @@ impl Scoreboard {
         slot.requests.fetch_add(1, Relaxed);
         slot.last_duration_ms.store(ms, Relaxed);
         slot.busy_since_ms.store(0, Relaxed);
-        slot.uri_len.store(0, Relaxed);
+        slot.rendering.clear();
         if rendered {
             slot.rendered.fetch_add(1, Relaxed);
             self.pool().rendered.fetch_add(1, Relaxed);
@@ -367,6 +438,37 @@ mod tests {
         assert_eq!(board.uri(2), None);
         board.end_request(1, 5, false, false);
         assert_eq!(board.uri(1), None);
+    }
+
+    #[test]
+    fn a_request_handed_to_a_finisher_stays_in_hand_until_answered() {
+        let board = Scoreboard::create().unwrap();
+        board.claim(0, 1);
+        board.set_uri(0, b"/img/w_1/a.jpg");
+        let cell = board.commit_uri(0).unwrap();
+        assert_eq!(board.uri(0), None, "moved, not copied");
+        board.end_request(0, 5, true, false);
+        // The next one renders while the first is flushed.
+        board.set_uri(0, b"/img/w_2/a.jpg");
+        assert_eq!(
+            board.uris_in_hand(0),
+            ["/img/w_2/a.jpg", "/img/w_1/a.jpg"]
+        );
+        board.committed(0, cell);
+        assert_eq!(board.uris_in_hand(0), ["/img/w_2/a.jpg"]);
+        board.end_request(0, 5, false, false);
+        // As many as there are cells, then none is named.
+        let cells: Vec<_> = (0..COMMITTING)
+            .map(|_| {
+                board.set_uri(0, b"/img/w_3/a.jpg");
+                board.commit_uri(0).unwrap()
+            })
+            .collect();
+        board.set_uri(0, b"/img/w_3/a.jpg");
+        assert_eq!(board.commit_uri(0), None);
+        assert_eq!(cells, (0..COMMITTING).collect::<Vec<_>>());
+        board.release(0);
+        assert!(board.uris_in_hand(0).is_empty());
     }
 
     #[test]

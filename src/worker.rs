@@ -215,11 +215,16 @@ fn serve_connection(
     }
     let answer = request::answer(ctx, &req);
     let rendered = answer.rendered;
-    let delivery = Delivery { conn, req, answer };
-    if delivery.answer.pending() {
-        finisher.hand_over(delivery);
+    if answer.pending() {
+        // Still in hand while a finisher flushes and answers it.
+        let in_hand = ctx.board.commit_uri(slot).map(|cell| InHand {
+            board: ctx.board,
+            slot,
+            cell,
+        });
+        finisher.hand_over(Delivery { conn, req, answer, _in_hand: in_hand });
     } else {
-        delivery.send();
+        Delivery { conn, req, answer, _in_hand: None }.send();
     }
     rendered
 }
@@ -229,12 +234,32 @@ struct Delivery {
     conn: fastcgi::Connection,
     req: fastcgi::Request,
     answer: request::Answer,
+    /// Its URI's cell in the scoreboard while a finisher has it.
+    _in_hand: Option<InHand>,
 }
+
+/// A request's URI held in the scoreboard until the request is answered
+/// (or its thread unwinds), so that a worker killed meanwhile is known
+/// to have lost it.
+struct InHand {
+    board: Scoreboard,
+    slot: usize,
+    cell: usize,
+}
+
+impl Drop for InHand {
+    fn drop(&mut self) {
+        self.board.committed(self.slot, self.cell);
+    }
+}
+
+// Every request a finisher has, or waits to be given, can be named.
+const _: () = assert!(FINISHERS < crate::scoreboard::COMMITTING);
 
 impl Delivery {
     /// Finishes the answer, writes it and logs it; the connection closes.
     fn send(self) {
-        let Delivery { mut conn, req, answer } = self;
+        let Delivery { mut conn, req, answer, _in_hand } = self;
         let answer = request::finish(answer);
         let outcome = conn.write_response(
             &req,

@@ -397,13 +397,15 @@ fn a_request_past_the_time_limit_costs_its_worker_and_only_that_request() {
         |s| s.worker_pids().len() == 1 && s.worker_pids() != before,
         "the replacement",
     );
-    // Both lines name the request, so the operator knows what to look at.
+    // The kill names the request, and so does its loss.
     let log = server.log();
     let uri = "uri=\"/img/w_4000,f_avif/photos/milkyway-24mp-4000x6000.jpg\"";
     let stuck = log.lines().find(|l| l.contains("worker stuck")).unwrap();
     assert!(stuck.contains(uri), "{stuck}");
-    let killed = log.lines().find(|l| l.contains("worker killed")).unwrap();
-    assert!(killed.contains(uri), "{killed}");
+    assert!(log.contains("worker killed"), "{log}");
+    let lost = log.lines().find(|l| l.contains("request lost")).unwrap();
+    assert!(lost.contains(uri), "{lost}");
+    assert!(lost.contains("its worker died"), "{lost}");
     assert_eq!(server.get(GOOD).status, 200, "the next request is served");
 }
 
