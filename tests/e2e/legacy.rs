@@ -40,6 +40,9 @@ fn glide_parameters_mean_what_they_mean_to_glide() {
         ("w=100&sharp=30&blur=5&bg=fff", 100, 82, "jpeg"),
         ("p=small", 50, 41, "jpeg"),
         ("crop=1000,500,100,100&w=200", 200, 100, "jpeg"),
+        // As Glide's URL builder encodes them.
+        ("crop=1000%2C500%2C100%2C100&w=200", 200, 100, "jpeg"),
+        ("w=100&bg=%23fff", 100, 82, "jpeg"),
         // Not honoured, and ignored.
         (
             "w=100&bri=20&con=-10&gam=1.5&pixel=5&filt=sepia&border=1,000,overlay",
