@@ -269,6 +269,11 @@ impl Config {
                 ));
             }
         }
+        if self.input_formats.is_empty() {
+            return Err("input_formats: is empty, so every request would be \
+                        refused; list at least one format"
+                .into());
+        }
         for name in &self.input_formats {
             if crate::transform::output::SourceFormat::parse(name).is_none() {
                 return Err(format!(
@@ -541,6 +546,12 @@ mod tests {
         config.check().unwrap();
         let err = config.check_paths().unwrap_err();
         assert!(err.contains("overlap"), "{err}");
+    }
+
+    #[test]
+    fn no_input_format_at_all_is_refused() {
+        let err = Config::parse("input_formats = []\n").unwrap_err();
+        assert!(err.starts_with("input_formats: is empty"), "{err}");
     }
 
     #[test]

@@ -70,11 +70,17 @@ impl Adjust {
             },
             "blur" => match tenths(value, 3, 1000) {
                 Some(t) => set(&mut self.blur_tenths, Some(t)),
-                None => bad("is not a sigma from 0.3 to 100"),
+                None => bad(
+                    "is not a sigma from 0.3 to 100 in its one spelling: at \
+                     most one decimal, no leading or trailing zero (2.5, 100)",
+                ),
             },
             "sharpen" => match tenths(value, 5, 100) {
                 Some(t) => set(&mut self.sharpen_tenths, Some(t)),
-                None => bad("is not a sigma from 0.5 to 10"),
+                None => bad(
+                    "is not a sigma from 0.5 to 10 in its one spelling: at \
+                     most one decimal, no leading or trailing zero (0.5, 2)",
+                ),
             },
             "bg" => match hex_colour(value) {
                 Some(rgb) => set(&mut self.background, Some(rgb)),
@@ -208,6 +214,15 @@ mod tests {
         ] {
             let err = parse(&[(key, value)]).unwrap_err();
             assert!(err.to_string().starts_with(&format!("{key}: ")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_sigma_in_range_but_spelt_otherwise_is_told_its_spelling() {
+        for value in ["100.0", "2.50", "02.5"] {
+            let err = parse(&[("blur", value)]).unwrap_err().to_string();
+            assert!(err.contains("in its one spelling"), "{err}");
+            assert!(err.contains("(2.5, 100)"), "{err}");
         }
     }
 
